@@ -1,0 +1,10 @@
+"""ferkit: facial expression recognition with the BKVGG CNNs of Sang, Dat & Thuan (2017)."""
+
+from __future__ import annotations
+
+from .checkpoint import load_model
+from .labels import LABELS
+from .models import create_model, list_models
+
+__version__ = "0.1.0"
+__all__ = ["LABELS", "create_model", "list_models", "load_model", "__version__"]

@@ -1,0 +1,91 @@
+"""``ferkit benchmark``: speed measured side by side on this machine, never in tests."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+BENCHMARKS = ("train",)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=BENCHMARKS, help="what to measure")
+    p.add_argument("--arch", default="bkvgg12", help="network")
+    p.add_argument("--batch-size", type=int, default=256, help="batch size")
+    p.add_argument(
+        "--steps", type=int, default=8, help="timed steps per variant (after 2 warm-up steps)"
+    )
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
+def run(what: str, args: argparse.Namespace) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if what == "train":
+        return bench_train(args.arch, args.batch_size, args.steps, args.device)
+    raise ValueError(f"unknown benchmark {what!r}")
+
+
+def _time_steps(step, steps: int, device: torch.device) -> float:
+    """Images per second of ``step()`` (returns a batch size) after two warm-up calls."""
+    for _ in range(2):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0, n = time.perf_counter(), 0
+    for _ in range(steps):
+        n += step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
+
+
+def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto") -> dict:
+    """A plain fp32 eager training step against ferkit's (augmentation on the device,
+    channels_last, autocast where the hardware has it), same network and batch."""
+    from .augment import augment, center_crop
+    from .device import autocast_dtype, memory_format, resolve_device
+    from .losses import l2_svm_loss
+    from .models import create_model
+    from .train import train_step
+
+    device = resolve_device(device_name)
+    torch.manual_seed(0)
+    x48 = torch.randn(batch_size, 1, 48, 48, device=device)
+    y = torch.randint(0, 7, (batch_size,), device=device)
+
+    plain = create_model(arch).to(device)
+    plain_opt = torch.optim.SGD(plain.parameters(), lr=1e-3, momentum=0.9)
+    x_plain = center_crop(x48).contiguous()
+
+    def plain_step() -> int:
+        train_step(plain, plain_opt, l2_svm_loss, x_plain, y, None)
+        return batch_size
+
+    fmt, amp = memory_format(device), autocast_dtype(device)
+    fast = create_model(arch).to(device).to(memory_format=fmt)
+    fast_opt = torch.optim.SGD(fast.parameters(), lr=1e-3, momentum=0.9)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def ferkit_step() -> int:
+        xb = augment(x48, gen).contiguous(memory_format=fmt)
+        train_step(fast, fast_opt, l2_svm_loss, xb, y, amp)
+        return batch_size
+
+    plain_ips = _time_steps(plain_step, steps, device)
+    ferkit_ips = _time_steps(ferkit_step, steps, device)
+    return {
+        "benchmark": "train",
+        "arch": arch,
+        "batch_size": batch_size,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "precision": str(amp or torch.float32).replace("torch.", ""),
+        "memory_format": "channels_last" if fmt == torch.channels_last else "contiguous",
+        "plain_fp32_images_per_s": round(plain_ips, 1),
+        "ferkit_images_per_s": round(ferkit_ips, 1),
+        "speedup": round(ferkit_ips / plain_ips, 2),
+    }

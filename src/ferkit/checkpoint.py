@@ -1,0 +1,131 @@
+"""Files that describe themselves: ``model.safetensors`` (weights + normalisation + metadata)
+and ``checkpoint.pt`` (everything ``--resume`` needs). Loading never runs code from a file:
+safetensors, or ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_write
+from .labels import INPUT_SIZE
+from .model import FerModel, ModelMeta
+from .models import create_model
+from .preprocess import Normalizer
+
+MODEL_FORMAT = "ferkit-model/1"
+SHIPPED_MODEL = "bkvgg12.safetensors"
+
+
+class ModelFileError(ValueError):
+    """A file that is not a usable ferkit model."""
+
+
+def save_model(model: FerModel, path: str | os.PathLike, dtype: torch.dtype = torch.float32):
+    """Write ``model`` as self-describing safetensors, atomically. ``norm.*`` stay float32."""
+    from safetensors.torch import save
+
+    tensors = {
+        k: v.detach().to("cpu", dtype).contiguous() for k, v in model.net.state_dict().items()
+    }
+    tensors.update(model.normalizer.state_dict())
+    m = model.meta
+    metadata = {
+        "format": MODEL_FORMAT,
+        "arch": m.arch,
+        "loss": m.loss,
+        "labels": json.dumps(list(m.labels)),
+        "input_size": str(m.input_size),
+        "config": json.dumps(m.config),
+        "metrics": json.dumps(m.metrics),
+    }
+    if m.card:
+        metadata["card"] = json.dumps(m.card)
+    blob = save({k: v.cpu() for k, v in tensors.items()}, metadata=metadata)
+    with atomic_write(path) as fh:
+        fh.write(blob)
+
+
+def shipped_model_path() -> Path | None:
+    """The model inside the installed package, if this build ships one."""
+    from importlib.resources import files
+
+    p = files("ferkit") / "weights" / SHIPPED_MODEL
+    return Path(str(p)) if p.is_file() else None
+
+
+def load_model(
+    path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+) -> FerModel:
+    """Rebuild a ready-to-use model from a ``model.safetensors`` (or a run folder holding one).
+
+    ``path=None`` loads the model shipped inside the package.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    if path is None:
+        path = shipped_model_path()
+        if path is None:
+            raise ModelFileError("this ferkit build ships no trained model yet: pass --model PATH")
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.safetensors"
+    if not p.is_file():
+        raise ModelFileError(f"{p}: no such model file")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFileError(f"{p}: not a safetensors file ({e})") from None
+    if meta.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{p}: not a ferkit model (format {meta.get('format')!r})")
+    try:
+        mm = ModelMeta(
+            arch=meta["arch"],
+            loss=meta["loss"],
+            labels=tuple(json.loads(meta["labels"])),
+            input_size=int(meta["input_size"]),
+            config=json.loads(meta.get("config", "{}")),
+            metrics=json.loads(meta.get("metrics", "{}")),
+            card=json.loads(meta.get("card", "{}")),
+        )
+    except (KeyError, ValueError) as e:
+        raise ModelFileError(f"{p}: incomplete ferkit metadata ({e})") from None
+    if mm.input_size != INPUT_SIZE:
+        raise ModelFileError(f"{p}: model takes {mm.input_size}x{mm.input_size} input, not 42x42")
+    try:
+        net = create_model(mm.arch)
+        normalizer = Normalizer.from_state_dict(tensors)
+        weights = {k: v.float() for k, v in tensors.items() if not k.startswith("norm.")}
+        net.load_state_dict(weights, strict=True)
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise ModelFileError(f"{p}: weights do not fit {mm.arch!r} ({e})") from None
+    model = FerModel(net, normalizer, mm).to(device)
+    model.eval()
+    return model
+
+
+def meta_dict(model: FerModel) -> dict[str, Any]:
+    """The model's metadata as plain JSON-able data (for ``GET /v1/model`` and reports)."""
+    d = asdict(model.meta)
+    d["labels"] = list(d["labels"])
+    d["params"] = sum(p.numel() for p in model.net.parameters())
+    return d
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a training checkpoint atomically (tensors and plain data only)."""
+    with atomic_write(path) as fh:
+        torch.save(state, fh)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a training checkpoint without executing anything from it."""
+    return torch.load(path, map_location="cpu", weights_only=True)

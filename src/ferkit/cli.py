@@ -1,0 +1,260 @@
+"""The ``ferkit`` command line: thin argument parsing over the workflows.
+
+Machine output (``--json``) goes to stdout; progress and messages go to stderr. A user
+mistake is one line on stderr and exit status 2 (usage) or 1 (bad input), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_INPUT, EXIT_USAGE = 1, 2
+
+
+class UsageError(ValueError):
+    """A mistake in the command's arguments (exit status 2)."""
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .models import list_models, model_info
+
+    infos = [model_info(n) for n in list_models()]
+    if args.json:
+        print(json.dumps([dataclasses.asdict(i) | {"input": list(i.input)} for i in infos]))
+        return 0
+    print(f"{'network':<10} {'parameters':>12} {'MACs/image':>14}  input")
+    for i in infos:
+        print(f"{i.name:<10} {i.params:>12,} {i.macs:>14,}  {'x'.join(map(str, i.input))}")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .data import load_fer2013
+    from .labels import LABELS
+
+    ds = load_fer2013(args.data, on_error="skip" if args.skip_bad else "raise", resize=args.resize)
+    s = ds.summary()
+    if args.json:
+        print(json.dumps(s))
+    else:
+        print(f"{ds.path} ({ds.format})")
+        print(f"{'split':<12} {'n':>7}  " + " ".join(f"{lab:>8}" for lab in LABELS))
+        for name, sp in s["splits"].items():
+            counts = " ".join(f"{sp['counts'][lab]:>8}" for lab in LABELS)
+            print(f"{name:<12} {sp['n']:>7}  {counts}")
+    if ds.n_skipped:
+        first = ", ".join(f"line {b.line}" if b.line else b.file for b in ds.skipped)
+        print(f"ferkit: skipped {ds.n_skipped} bad rows (first: {first})", file=sys.stderr)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .train import TrainConfig, load_run_config, train
+
+    if args.resume:
+        cfg = load_run_config(args.resume)
+        cfg.out = args.resume
+        for name in ("epochs", "data", "threads", "device", "quiet"):
+            if getattr(args, name) not in (None, False):
+                setattr(cfg, name, getattr(args, name))
+        train(cfg, resume=True)
+        return 0
+    if not args.data or not args.out:
+        raise UsageError("train needs --data PATH and --out RUN (or --resume RUN)")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    given["augment"] = not args.no_augment
+    train(TrainConfig(**given))
+    return 0
+
+
+def _cmd_augment_preview(args: argparse.Namespace) -> int:
+    from .figures import augment_preview
+
+    augment_preview(args.data, args.out, n_faces=args.faces, n_aug=args.per_face, seed=args.seed)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from . import benchmark
+
+    result = benchmark.run(args.what, args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:<28} {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ferkit",
+        description="Facial expression recognition with the BKVGG networks of Sang, Dat & Thuan "
+        "(2017): train on FER-2013, evaluate with the paper's multi-crop tests, predict.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    def add(
+        name: str, func: Callable, help: str, desc: str | None = None
+    ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=desc or help, formatter_class=fmt)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("models", _cmd_models, "list the networks: parameters, multiply-accumulates, input")
+    sp.add_argument("--json", action="store_true", help="print a JSON list")
+
+    sp = add(
+        "data",
+        _cmd_data,
+        "read a FER-2013 file and report its splits and class counts",
+        "Read FER-2013 (Kaggle's fer2013.csv, plain or .gz, or the train/<label>/ image-folder "
+        "layout) and report its format, splits and class counts. Bad rows stop the read with "
+        "file, line and reason unless --skip-bad is given.",
+    )
+    _data_args(sp)
+    sp.add_argument("--json", action="store_true", help="print a JSON object")
+
+    sp = add(
+        "train",
+        _cmd_train,
+        "train a network on FER-2013 (resumable)",
+        "Train one of the paper's networks. Writes RUN/model.safetensors (best validation "
+        "weights), checkpoint.pt, metrics.jsonl and curves.png. Runs under torchrun for "
+        "several processes. Interrupted runs continue with --resume RUN.",
+    )
+    sp.add_argument("--data", help="FER-2013 CSV (.csv/.csv.gz) or image folder")
+    sp.add_argument("--out", help="run folder to create")
+    sp.add_argument(
+        "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
+    )
+    sp.add_argument("--arch", help="network (see `ferkit models`; default bkvgg12)")
+    sp.add_argument(
+        "--loss",
+        choices=["svm", "ce"],
+        help="L2 multi-class SVM (eq. 4) or cross-entropy (default svm)",
+    )
+    sp.add_argument(
+        "--schedule",
+        choices=["plateau", "onecycle", "cosine"],
+        help="plateau: the paper's lr/10 when the training loss stalls (default); "
+        "onecycle/cosine: fixed budgets over --epochs",
+    )
+    sp.add_argument(
+        "--epochs", type=int, help="total epochs (default 100; with --resume: raise the total)"
+    )
+    sp.add_argument(
+        "--lr",
+        type=float,
+        help="initial (plateau, cosine) or peak (onecycle) learning rate (default 0.01)",
+    )
+    sp.add_argument("--weight-decay", type=float, help="L2 weight decay (default 5e-4)")
+    sp.add_argument("--momentum", type=float, help="SGD momentum (default 0.9, the paper's)")
+    sp.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
+    sp.add_argument("--batch-size", type=int, help="global batch size (default 256, the paper's)")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        help="stratified, seeded share of Training held out (default 0.1)",
+    )
+    g.add_argument(
+        "--val-split", help="validate on this split instead (never for reported test figures)"
+    )
+    sp.add_argument(
+        "--no-augment", action="store_true", help="train on centre crops (Table IV's baseline)"
+    )
+    sp.add_argument(
+        "--warmup-epochs",
+        type=float,
+        help="plateau/cosine: linear learning-rate warm-up from lr/100 (default 1; 0 = none)",
+    )
+    sp.add_argument(
+        "--patience", type=int, help="plateau: epochs without improvement before lr/10 (default 5)"
+    )
+    sp.add_argument(
+        "--max-drops",
+        type=int,
+        help="plateau: stop when the loss stalls after this many drops (default 5)",
+    )
+    sp.add_argument("--seed", type=int, help="random seed (default 0)")
+    sp.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    sp.add_argument(
+        "--device", choices=["auto", "cpu", "cuda", "mps"], help="training device (default auto)"
+    )
+    sp.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto: bf16/fp16 autocast where the hardware has it (CUDA, CPUs with AVX512-BF16/AMX), "
+        "else fp32 (default auto)",
+    )
+    sp.add_argument(
+        "--quiet",
+        action="store_true",
+        default=None,
+        help="no progress bar: one JSON line per epoch",
+    )
+    sp.add_argument("--trace-shards", help=argparse.SUPPRESS)
+
+    sp = add(
+        "augment-preview", _cmd_augment_preview, "draw faces beside augmented versions (Fig. 1)"
+    )
+    sp.add_argument("--data", required=True, help="FER-2013 CSV or image folder")
+    sp.add_argument("--out", required=True, help="PNG file to write")
+    sp.add_argument("--faces", type=int, default=6, help="how many faces (rows)")
+    sp.add_argument("--per-face", type=int, default=7, help="augmented versions per face")
+    sp.add_argument("--seed", type=int, default=0, help="random seed")
+
+    from .benchmark import add_arguments as add_benchmark_args
+
+    sp = add("benchmark", _cmd_benchmark, "measure speed: train (ferkit's step against plain fp32)")
+    add_benchmark_args(sp)
+    sp.add_argument("--json", action="store_true", help="print a JSON object")
+    return p
+
+
+def _data_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--data", required=True, help="FER-2013 CSV (.csv/.csv.gz) or image folder")
+    sp.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave bad rows out and report them, instead of stopping",
+    )
+    sp.add_argument(
+        "--resize", action="store_true", help="image folders: resize images that are not 48x48"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ferkit`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .checkpoint import ModelFileError
+    from .data import DataError
+    from .train import TrainingDiverged
+
+    try:
+        return args.func(args)
+    except (DataError, ModelFileError, TrainingDiverged, OSError) as e:
+        print(f"ferkit: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except ValueError as e:  # impossible settings: unknown network, loss, split, ...
+        print(f"ferkit {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ferkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""Reading FER-2013: Kaggle's ``fer2013.csv`` (plain or gzip) and the image-folder layout.
+
+Both give, per split, a ``uint8`` array ``(N, 48, 48)`` and an ``int64`` label array in
+Kaggle's label order. Bad input never yields a silently smaller data set: by default the
+first bad row raises :class:`DataError` naming the file, the line and the reason; with
+``on_error="skip"`` bad rows are left out and listed in :attr:`FerDataset.skipped`.
+
+The CSV reader has a vectorised fast path for well-formed files and falls back to a
+line-by-line reader (which finds the exact bad line) as soon as any global check fails.
+Parsed files are cached in the user cache folder, keyed by path, size and mtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .atomic import atomic_write
+from .labels import IMAGE_SIZE, LABELS, SPLITS, TRAIN_SPLIT
+
+OnError = Literal["raise", "skip"]
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+CSV_HEADER = ("emotion", "pixels", "Usage")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
+_CACHE_VERSION = "1"
+_MAX_REPORTED = 10  # bad rows whose line numbers are kept in the report
+
+
+class DataError(ValueError):
+    """A data file that cannot be read as FER-2013: says which file, which line and why."""
+
+    def __init__(self, file: str | os.PathLike, line: int | None, reason: str):
+        self.file, self.line, self.reason = str(file), line, reason
+        where = f"{self.file}:{line}" if line is not None else self.file
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """One row (or image file) left out because ``on_error="skip"`` was asked for."""
+
+    file: str
+    line: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Split:
+    """The faces of one split: ``images`` uint8 (N, 48, 48), ``labels`` int64 (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> dict[str, int]:
+        """Number of faces per label, in label order."""
+        per = np.bincount(self.labels, minlength=len(LABELS))
+        return {name: int(n) for name, n in zip(LABELS, per, strict=True)}
+
+
+@dataclass
+class FerDataset:
+    """A FER-2013 file, read: its splits (in Kaggle's order) and what was skipped."""
+
+    path: str
+    format: Literal["csv", "folder"]
+    splits: dict[str, Split]
+    skipped: list[BadRow] = field(default_factory=list)
+    n_skipped: int = 0
+
+    def split(self, name: str) -> Split:
+        """The split called ``name``; a :class:`DataError` listing the splits present if absent."""
+        if name not in self.splits:
+            present = ", ".join(self.splits) or "none"
+            raise DataError(self.path, None, f"no split {name!r} (splits present: {present})")
+        if len(self.splits[name]) == 0:
+            raise DataError(self.path, None, f"split {name!r} is empty")
+        return self.splits[name]
+
+    @property
+    def test_splits(self) -> list[str]:
+        """Every split other than Training, in Kaggle's order."""
+        return [s for s in self.splits if s != TRAIN_SPLIT]
+
+    def summary(self) -> dict:
+        """The ``ferkit data --json`` object (INTERFACE.md)."""
+        out: dict = {
+            "path": self.path,
+            "format": self.format,
+            "splits": {k: {"n": len(s), "counts": s.counts()} for k, s in self.splits.items()},
+        }
+        if self.n_skipped:
+            out["skipped"] = {
+                "n": self.n_skipped,
+                "first": [
+                    {"line": b.line, "file": b.file, "reason": b.reason} for b in self.skipped
+                ],
+            }
+        return out
+
+
+def load_fer2013(
+    path: str | os.PathLike,
+    *,
+    on_error: OnError = "raise",
+    resize: bool = False,
+    cache: bool = True,
+) -> FerDataset:
+    """Read FER-2013 from a Kaggle CSV (``.csv`` or ``.csv.gz``) or an image folder.
+
+    ``resize=True`` lets the folder reader resize images that are not 48x48 (otherwise an
+    error). ``cache=False`` neither reads nor writes the parsed-data cache.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    p = Path(path)
+    if not p.exists():
+        raise DataError(p, None, "no such file or folder")
+    key = _cache_key(p, on_error=on_error, resize=resize) if cache else None
+    if key is not None and (hit := _cache_read(key, p)) is not None:
+        return hit
+    if p.is_dir():
+        ds = _read_folder(p, on_error=on_error, resize=resize)
+    else:
+        ds = _read_csv(p, on_error=on_error)
+    if key is not None:
+        _cache_write(key, ds)
+    return ds
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _decompress(path: Path) -> bytes:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            # One call over the whole buffer is ~30% faster than streaming through gzip.open.
+            return zlib.decompress(data, 47)
+        except zlib.error as e:
+            raise DataError(path, None, f"corrupt gzip file ({e})") from None
+    return data
+
+
+def _read_csv(path: Path, *, on_error: OnError) -> FerDataset:
+    raw = _decompress(path)
+    if not raw.strip():
+        raise DataError(path, 1, "empty file")
+    if b"\r" in raw:
+        raw = raw.replace(b"\r", b"")
+    if b'"' in raw:  # some exports quote the pixel field; the fields never contain commas
+        raw = raw.replace(b'"', b"")
+    head = raw[: raw.find(b"\n")] if b"\n" in raw[:200] else raw[:200]
+    header = tuple(h.strip() for h in head.decode("utf-8", "replace").lstrip("\ufeff").split(","))
+    if header != CSV_HEADER:
+        raise DataError(
+            path, 1, f"wrong header {','.join(header)!r} (expected {','.join(CSV_HEADER)!r})"
+        )
+    parsed = _parse_csv_fast(raw)
+    if parsed is None:
+        parsed = _parse_csv_slow(path, raw[len(head) + 1 :], on_error)
+    images, labels, usages, skipped, n_skipped = parsed
+    if len(labels) == 0 and n_skipped == 0:
+        raise DataError(path, 2, "no data rows after the header")
+    splits = {}
+    for k, name in enumerate(SPLITS):
+        sel = usages == k
+        if sel.any():
+            splits[name] = Split(np.ascontiguousarray(images[sel]), labels[sel])
+    return FerDataset(str(path), "csv", splits, skipped, n_skipped)
+
+
+_LABEL_CODES = {str(i).encode(): i for i in range(len(LABELS))}
+_USAGE_CODES = {s.encode(): i for i, s in enumerate(SPLITS)}
+_FAST_CHUNK = 512  # rows per vectorised chunk: small enough to stay in cache
+
+
+def _parse_csv_fast(raw: bytes):
+    """Vectorised parse of a well-formed file; None if any check fails (the slow path explains).
+
+    Rows ``label,pixels,usage`` joined by newlines split on ``,`` into
+    ``[emotion, pixels, "Usage\\nlabel_1", pixels_1, "usage_1\\nlabel_2", ..., "usage_n\\n"]``.
+    """
+    pieces = raw.split(b",")
+    if len(pieces) < 5 or len(pieces) % 2 == 0:
+        return None
+    joints = [piece.split(b"\n") for piece in pieces[2:-1:2]]
+    last = pieces[-1].rstrip(b"\n")
+    if any(len(j) != 2 for j in joints) or b"\n" in last:
+        return None
+    try:
+        labels = [_LABEL_CODES[j[1]] for j in joints]
+        usages = [_USAGE_CODES[j[0]] for j in joints[1:]] + [_USAGE_CODES[last]]
+    except KeyError:
+        return None
+    pixel_fields = pieces[3::2]
+    if any(f.count(b" ") != PIXELS - 1 for f in pixel_fields):
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    chunks = [pixel_fields[i : i + _FAST_CHUNK] for i in range(0, len(pixel_fields), _FAST_CHUNK)]
+    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        parts = list(pool.map(_parse_pixel_chunk, chunks))
+    if any(p is None for p in parts):
+        return None
+    images = np.concatenate(parts).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    return images, np.asarray(labels, np.int64), np.asarray(usages, np.int8), [], 0
+
+
+def _parse_pixel_chunk(fields: list[bytes]) -> np.ndarray | None:
+    """Decimal tokens (1-3 digits, single spaces) -> uint8, in numpy (which frees the GIL)."""
+    a = np.frombuffer(b"  " + b" ".join(fields) + b" ", np.uint8)
+    d = a.astype(np.int16) - 48  # digits 0..9, space -16
+    if not (((d >= 0) & (d <= 9)) | (d == -16)).all():
+        return None
+    ends = np.flatnonzero(a[2:] == 32) + 2  # the space after each token
+    gaps = np.diff(ends, prepend=1)
+    if ends.size != PIXELS * len(fields) or gaps.min() < 2 or gaps.max() > 4:
+        return None  # empty token (double space) or more than 3 digits
+    d2, d3 = d[ends - 2], d[ends - 3]
+    v = d[ends - 1] + np.where(d2 >= 0, 10 * d2 + np.where(d3 >= 0, 100 * d3, 0), 0)
+    if v.max(initial=0) > 255:
+        return None
+    return v.astype(np.uint8)
+
+
+def _parse_row(line: bytes) -> tuple[np.ndarray, int, int]:
+    """One CSV row -> (pixels, label, usage code); ValueError with the reason if bad."""
+    fields = line.split(b",")
+    if len(fields) != 3:
+        raise ValueError(f"expected 3 fields (emotion,pixels,Usage), found {len(fields)}")
+    label_s, pixel_s, usage_s = (f.strip() for f in fields)
+    if label_s not in _LABEL_CODES:
+        raise ValueError(f"label {label_s.decode(errors='replace')!r} is not an integer in 0-6")
+    if usage_s not in _USAGE_CODES:
+        raise ValueError(
+            f"unknown Usage {usage_s.decode(errors='replace')!r} (expected {', '.join(SPLITS)})"
+        )
+    tokens = pixel_s.split()
+    if len(tokens) != PIXELS:
+        raise ValueError(f"{len(tokens)} pixel values (expected {PIXELS} = 48x48)")
+    for k, tok in enumerate(tokens):
+        if not tok.isdigit():
+            raise ValueError(f"pixel {k + 1} is {tok.decode(errors='replace')!r}, not an integer")
+        if int(tok) > 255:
+            raise ValueError(f"pixel {k + 1} is {int(tok)}, outside 0-255")
+    pixels = np.array([int(t) for t in tokens], dtype=np.uint8)
+    return pixels, _LABEL_CODES[label_s], _USAGE_CODES[usage_s]
+
+
+def _parse_csv_slow(path: Path, body: bytes, on_error: OnError):
+    images, labels, usages, skipped = [], [], [], []
+    n_skipped = 0
+    for lineno, line in enumerate(body.split(b"\n"), start=2):
+        if not line.strip():
+            continue
+        try:
+            pixels, label, usage = _parse_row(line)
+        except ValueError as e:
+            if on_error == "raise":
+                raise DataError(path, lineno, str(e)) from None
+            n_skipped += 1
+            if len(skipped) < _MAX_REPORTED:
+                skipped.append(BadRow(str(path), lineno, str(e)))
+            continue
+        images.append(pixels)
+        labels.append(label)
+        usages.append(usage)
+    arr = np.stack(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE) if images else _no_images()
+    return arr, np.asarray(labels, np.int64), np.asarray(usages, np.int8), skipped, n_skipped
+
+
+def _no_images() -> np.ndarray:
+    return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+
+
+# --------------------------------------------------------------------------- image folders
+
+_FOLDER_SPLITS = {"train": "Training", "test": "PublicTest"}
+
+
+def _folder_files(root: Path) -> Iterator[tuple[Path, str, int]]:
+    """Yield (file, split, label) for ``root/<train|test>/<label>/<file>``."""
+    for top in sorted(root.iterdir()):
+        if not top.is_dir() or top.name.startswith("."):
+            continue
+        top_split = _FOLDER_SPLITS.get(top.name.lower())
+        if top_split is None:
+            raise DataError(top, None, "unexpected folder (expected train/ and test/)")
+        for label_dir in sorted(top.iterdir()):
+            if label_dir.name.startswith("."):
+                continue
+            if not label_dir.is_dir() or label_dir.name.lower() not in LABELS:
+                raise DataError(
+                    label_dir, None, f"not a label folder (expected one of {', '.join(LABELS)})"
+                )
+            label = LABELS.index(label_dir.name.lower())
+            for f in sorted(label_dir.iterdir()):
+                if f.name.startswith(".") or not f.is_file():
+                    continue
+                split = next((s for s in SPLITS if f.name.startswith(s + "_")), top_split)
+                yield f, split, label
+
+
+def _read_image(path: Path, resize: bool) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L")
+            if im.size != (IMAGE_SIZE, IMAGE_SIZE):
+                if not resize:
+                    w, h = im.size
+                    raise ValueError(f"image is {w}x{h}, not 48x48 (pass resize=True / --resize)")
+                im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"unreadable image ({e.__class__.__name__}: {e})") from None
+
+
+def _read_folder(root: Path, *, on_error: OnError, resize: bool) -> FerDataset:
+    per_split: dict[str, tuple[list, list]] = {}
+    skipped: list[BadRow] = []
+    n_skipped = 0
+    for f, split, label in _folder_files(root):
+        try:
+            img = _read_image(f, resize)
+        except ValueError as e:
+            if on_error == "raise":
+                raise DataError(f, None, str(e)) from None
+            n_skipped += 1
+            if len(skipped) < _MAX_REPORTED:
+                skipped.append(BadRow(str(f), None, str(e)))
+            continue
+        imgs, labs = per_split.setdefault(split, ([], []))
+        imgs.append(img)
+        labs.append(label)
+    if not per_split and n_skipped == 0:
+        raise DataError(root, None, "no images found (expected train/<label>/* and test/<label>/*)")
+    splits = {
+        s: Split(np.stack(per_split[s][0]), np.asarray(per_split[s][1], np.int64))
+        for s in SPLITS
+        if s in per_split
+    }
+    return FerDataset(str(root), "folder", splits, skipped, n_skipped)
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_dir() -> Path:
+    """Where parsed data sets are cached: ``$FERKIT_CACHE``, else the XDG user cache."""
+    if env := os.environ.get("FERKIT_CACHE"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ferkit"
+
+
+def _cache_key(path: Path, **options) -> str | None:
+    try:
+        p = path.resolve()
+        if p.is_dir():
+            stats = [
+                (str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns)
+                for f in sorted(p.rglob("*"))
+                if f.is_file()
+            ]
+        else:
+            st = p.stat()
+            stats = [(st.st_size, st.st_mtime_ns)]
+    except OSError:
+        return None
+    ident = json.dumps([_CACHE_VERSION, str(p), stats, options], sort_keys=True)
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+def _cache_read(key: str, path: Path) -> FerDataset | None:
+    f = cache_dir() / "data" / f"{key}.npz"
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            splits = {s: Split(z[f"{s}/images"], z[f"{s}/labels"]) for s in meta["splits"]}
+    except (OSError, KeyError, ValueError):
+        return None
+    skipped = [BadRow(**b) for b in meta["skipped"]]
+    return FerDataset(str(path), meta["format"], splits, skipped, meta["n_skipped"])
+
+
+def _cache_write(key: str, ds: FerDataset) -> None:
+    """Write the cache atomically; an unwritable cache folder only costs speed."""
+    folder = cache_dir() / "data"
+    meta = {
+        "format": ds.format,
+        "splits": list(ds.splits),
+        "skipped": [b.__dict__ for b in ds.skipped],
+        "n_skipped": ds.n_skipped,
+    }
+    arrays = {"meta": np.array(json.dumps(meta))}
+    for name, s in ds.splits.items():
+        arrays[f"{name}/images"], arrays[f"{name}/labels"] = s.images, s.labels
+    try:
+        with atomic_write(folder / f"{key}.npz") as fh:
+            np.savez(fh, **arrays)
+    except OSError:
+        pass

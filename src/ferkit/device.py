@@ -1,0 +1,73 @@
+"""Choosing the device and the fastest numerics it supports."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+
+import torch
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda, then mps, then cpu; an explicit device that is absent is a ValueError."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError("--device mps: no MPS device is available")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N or mps)")
+    return torch.device(name)
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 instructions (AVX512-BF16, AMX, Arm BF16).
+
+    Without them oneDNN emulates bf16 and autocast is ~15x *slower* than fp32 (measured on a
+    2-core AMD EPYC with AVX2 only: 11 vs 160 images/s training BKVGG12), so it must not be
+    switched on blindly.
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = set(fh.read().split())
+    except OSError:
+        return platform.machine() == "arm64" and platform.system() == "Darwin"
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (auto, fp32, bf16, fp16) on ``device``; None = fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if precision != "auto":
+        raise ValueError(f"unknown precision {precision!r} (auto, fp32, bf16, fp16)")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last where it speeds convolutions up (CPU oneDNN, CUDA tensor cores)."""
+    return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format

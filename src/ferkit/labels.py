@@ -1,0 +1,21 @@
+"""FER-2013's seven expression labels, in Kaggle's order (the order used everywhere in ferkit)."""
+
+from __future__ import annotations
+
+LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+NUM_CLASSES = len(LABELS)
+
+#: The splits of Kaggle's ``Usage`` column; every split but Training is a test split.
+SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
+TRAIN_SPLIT = "Training"
+
+IMAGE_SIZE = 48  #: FER-2013 faces are 48x48 grey images.
+INPUT_SIZE = 42  #: The networks see 42x42 crops.
+
+
+def label_index(name: str) -> int:
+    """The class index of a label name (case-insensitive); ValueError if unknown."""
+    try:
+        return LABELS.index(name.strip().lower())
+    except ValueError:
+        raise ValueError(f"unknown label {name!r} (expected one of {', '.join(LABELS)})") from None

@@ -1,0 +1,51 @@
+"""The paper's two losses (eqs. 3 and 4) and how each turns scores into probabilities."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+LossName = Literal["svm", "ce"]
+LOSSES: tuple[str, ...] = ("svm", "ce")
+
+
+def l2_svm_loss(scores: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Eq. 4: ``1/N sum_i sum_{j != l_i} max(0, s_ij - s_il_i + 1)^2``.
+
+    Written out because ``nn.MultiMarginLoss(p=2)`` also divides by the number of classes,
+    which silently scales the learning rate by 1/7.
+    """
+    true = scores.gather(1, target.view(-1, 1))
+    hinge = (scores - true + margin).clamp_min(0)
+    hinge = hinge.scatter(1, target.view(-1, 1), 0.0)  # j != l_i
+    return hinge.square().sum(1).mean()
+
+
+def cross_entropy_loss(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: cross-entropy of the softmax of the scores."""
+    return F.cross_entropy(scores, target)
+
+
+def get_loss(name: str):
+    """The loss function called ``name`` (``svm`` or ``ce``)."""
+    if name == "svm":
+        return l2_svm_loss
+    if name == "ce":
+        return cross_entropy_loss
+    raise ValueError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})")
+
+
+def view_scores(scores: torch.Tensor, loss: str) -> torch.Tensor:
+    """What is averaged over test views: raw scores for SVM, softmax probabilities for CE."""
+    return scores.float() if loss == "svm" else scores.float().softmax(-1)
+
+
+def probabilities(scores: torch.Tensor, loss: str) -> torch.Tensor:
+    """Class probabilities for display: CE averages probabilities already; SVM scores get a softmax.
+
+    For an SVM model the softmax of raw scores is a monotone, documented convenience (the
+    arg-max is unchanged), not a calibrated probability.
+    """
+    return scores.float() if loss == "ce" else scores.float().softmax(-1)

@@ -1,0 +1,93 @@
+"""A trained model: network + normalisation + labels + loss, ready to score faces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .geometry import apply_all_views
+from .labels import LABELS
+from .losses import probabilities, view_scores
+from .preprocess import Normalizer
+from .views import view_thetas_for
+
+
+@dataclass
+class ModelMeta:
+    """What a model file says about itself besides its tensors."""
+
+    arch: str
+    loss: str
+    labels: tuple[str, ...] = LABELS
+    input_size: int = 42
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    card: dict = field(default_factory=dict)
+
+
+class FerModel(nn.Module):
+    """The network with its fitted normalisation; ``forward`` takes normalised 42x42 crops."""
+
+    def __init__(self, net: nn.Module, normalizer: Normalizer, meta: ModelMeta):
+        super().__init__()
+        self.net = net
+        self.meta = meta
+        self.register_buffer("norm_mean", normalizer.mean.clone().float())
+        self.register_buffer("norm_std", normalizer.std.clone().float())
+
+    @property
+    def normalizer(self) -> Normalizer:
+        return Normalizer(self.norm_mean, self.norm_std)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.meta.labels
+
+    @property
+    def loss(self) -> str:
+        return self.meta.loss
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def preprocess(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Grey 48x48 faces (N, 48, 48), uint8 or float -> normalised (N, 1, 48, 48)."""
+        return self.normalizer(torch.as_tensor(images).to(self.norm_mean.device))
+
+    @torch.no_grad()
+    def score(
+        self,
+        images: torch.Tensor | np.ndarray,
+        method: str = "center",
+        max_views: int = 2048,
+        dtype: torch.dtype | None = None,
+    ) -> torch.Tensor:
+        """Average per-view outputs over ``method``'s views: (N, 48, 48) faces -> (N, 7).
+
+        SVM models average raw scores, CE models softmax probabilities (the paper's rule).
+        At most ``max_views`` crops go through the network at once, so memory stays bounded.
+        """
+        from .device import autocast, memory_format
+
+        self.eval()
+        dev = self.norm_mean.device
+        thetas = view_thetas_for(method).to(dev)
+        n_views = thetas.shape[0]
+        per_chunk = max(1, max_views // n_views)
+        out = []
+        for i in range(0, len(images), per_chunk):
+            x = self.preprocess(images[i : i + per_chunk])
+            crops = apply_all_views(x, thetas).flatten(0, 1)
+            crops = crops.contiguous(memory_format=memory_format(dev))
+            with autocast(dev, dtype):
+                s = self.net(crops)
+            s = view_scores(s, self.loss).view(x.shape[0], n_views, -1).mean(1)
+            out.append(s)
+        return torch.cat(out) if out else torch.zeros(0, len(self.labels))
+
+    def probabilities(self, averaged: torch.Tensor) -> torch.Tensor:
+        """Class probabilities from :meth:`score`'s output (softmax of SVM scores, see losses)."""
+        return probabilities(averaged, self.loss)

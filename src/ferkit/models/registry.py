@@ -1,0 +1,76 @@
+"""A small model registry in timm's shape: ``create_model(name)``, ``list_models()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..labels import INPUT_SIZE
+from . import bk
+
+_REGISTRY: dict[str, Callable[[], nn.Module]] = {}
+
+
+def register_model(name: str, builder: Callable[[], nn.Module]) -> None:
+    """Make ``builder`` available as ``create_model(name)``."""
+    _REGISTRY[name.lower()] = builder
+
+
+def list_models() -> list[str]:
+    """The registered network names, in registration order."""
+    return list(_REGISTRY)
+
+
+def create_model(name: str) -> nn.Module:
+    """A freshly initialised network; ValueError naming the known ones if ``name`` is unknown."""
+    try:
+        builder = _REGISTRY[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown network {name!r} (known: {', '.join(_REGISTRY)})") from None
+    return builder()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``ferkit models`` prints for a network."""
+
+    name: str
+    params: int
+    macs: int
+    input: tuple[int, int, int] = (1, INPUT_SIZE, INPUT_SIZE)
+
+
+def count_macs(net: nn.Module, input_size: int = INPUT_SIZE) -> int:
+    """Multiply-accumulates for one image, counted on convolutions and FC layers."""
+    macs = 0
+
+    def hook(m: nn.Module, _inp, out: torch.Tensor) -> None:
+        nonlocal macs
+        per_output = m.weight[0].numel()  # kh * kw * in_channels (groups=1), or in_features
+        macs += out[0].numel() * per_output
+
+    handles = [
+        m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
+    try:
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 1, input_size, input_size))
+    finally:
+        for h in handles:
+            h.remove()
+    return macs
+
+
+def model_info(name: str) -> ModelInfo:
+    """Parameters and multiply-accumulates of a registered network."""
+    net = create_model(name)
+    params = sum(p.numel() for p in net.parameters())
+    return ModelInfo(name.lower(), params, count_macs(net))
+
+
+register_model("bkstart", bk.make_bkstart)
+for _name, _config in bk.BKVGG_CONFIGS.items():
+    register_model(_name, lambda config=_config: bk.make_bkvgg(config))

@@ -1,0 +1,505 @@
+"""Training (III-C-3): SGD with momentum, batch 256, the paper's augmentation, L2-SVM or CE loss,
+best-validation weights kept; resumable after any interruption, and DDP under ``torchrun``.
+
+Read top to bottom: config -> data -> model -> optimiser and schedule -> epochs -> files.
+Randomness is derived from ``(seed, epoch)`` at the start of every epoch, so a run resumed
+from ``checkpoint.pt`` continues bit-for-bit as if it had never stopped (same device, same
+thread count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .atomic import atomic_write
+from .augment import augment, center_crop
+from .checkpoint import load_checkpoint, save_checkpoint, save_model
+from .data import DataError, load_fer2013
+from .device import autocast, autocast_dtype, memory_format, resolve_device
+from .labels import LABELS, TRAIN_SPLIT
+from .losses import LOSSES, get_loss
+from .model import FerModel, ModelMeta
+from .models import create_model, list_models
+from .preprocess import Normalizer
+
+SCHEDULES = ("plateau", "onecycle", "cosine")
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite (the learning rate is too high)."""
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; stored in the run so ``--resume`` needs nothing else."""
+
+    data: str
+    out: str
+    arch: str = "bkvgg12"
+    loss: str = "svm"
+    schedule: str = "plateau"
+    epochs: int = 100
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    nesterov: bool = False
+    batch_size: int = 256
+    val_fraction: float = 0.1
+    val_split: str | None = None
+    augment: bool = True
+    warmup_epochs: float = (
+        1.0  # plateau, cosine: linear warm-up from lr/100 (eq. 2's init + SVM loss
+    )
+    # give gradients of norm ~1e3 at the start: lr 0.01 from step one diverges)
+    patience: int = 5  # plateau: epochs without a training-loss improvement before lr / 10
+    max_drops: int = 5  # plateau: stop when the loss stalls again after this many drops
+    seed: int = 0
+    threads: int | None = None
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 where the hardware has it, else fp32
+    quiet: bool = False
+    trace_shards: str | None = None  # testing aid: each rank records the indices it trained on
+
+    def validate(self) -> None:
+        """One clear ValueError for settings that cannot work."""
+        if self.arch.lower() not in list_models():
+            raise ValueError(f"unknown network {self.arch!r} (known: {', '.join(list_models())})")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r} (known: {', '.join(LOSSES)})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r} (known: {', '.join(SCHEDULES)})")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("--epochs, --batch-size and --lr must be positive")
+        if self.val_split is None and not 0 < self.val_fraction < 1:
+            raise ValueError("--val-fraction must be between 0 and 1")
+
+
+@dataclass
+class EpochMetrics:
+    """One line of ``metrics.jsonl``."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    images_per_s: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run reports."""
+
+    out: str
+    epochs_done: int
+    best_epoch: int
+    best_val_acc: float
+    history: list[EpochMetrics] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, per-class split of indices into (train, val); val gets ``fraction`` of each class."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in range(len(LABELS)):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        k = int(round(fraction * len(idx)))
+        val.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def shard(indices: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's disjoint share of an epoch's order (equal sizes: the remainder is dropped)."""
+    per = len(indices) // world
+    return indices[rank * per : (rank + 1) * per]
+
+
+def lr_at(cfg: TrainConfig, progress: float, epoch_progress: float = math.inf) -> float | None:
+    """The learning rate set by the schedule at ``progress`` in [0, 1] of the run, with
+    ``epoch_progress`` epochs done; None where the plateau scheduler is in charge."""
+    if cfg.schedule != "onecycle" and epoch_progress < cfg.warmup_epochs:
+        return cfg.lr * (0.01 + 0.99 * epoch_progress / cfg.warmup_epochs)
+    if cfg.schedule == "plateau":
+        return None
+    if cfg.schedule == "cosine":
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * progress))
+    # onecycle: cosine warm-up from lr/25 over the first 25%, cosine decay to lr/1e4.
+    start, end, warm = cfg.lr / 25, cfg.lr / 1e4, 0.25
+    if progress < warm:
+        return start + (cfg.lr - start) * 0.5 * (1 - math.cos(math.pi * progress / warm))
+    p = (progress - warm) / (1 - warm)
+    return end + (cfg.lr - end) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """Independent, reproducible seeds per (run seed, epoch, purpose)."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+
+
+class _DistInfo:
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t
+
+
+def _plot_curves(history: list[EpochMetrics], path: Path, title: str) -> None:
+    """Fig. 2: training and validation accuracy per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [m.epoch for m in history]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.plot(ep, [100 * m.train_acc for m in history], color="tab:orange", label="training")
+    ax.plot(ep, [100 * m.val_acc for m in history], color="tab:blue", label="validation")
+    ax.set(xlabel="epoch", ylabel="accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png")
+    plt.close(fig)
+
+
+def _write_metrics(history: list[EpochMetrics], path: Path) -> None:
+    with atomic_write(path, "w") as fh:
+        for m in history:
+            fh.write(json.dumps(dataclasses.asdict(m)) + "\n")
+
+
+def _read_metrics(path: Path, upto: int) -> list[EpochMetrics]:
+    if not path.exists():
+        return []
+    rows = [EpochMetrics(**json.loads(line)) for line in path.read_text().splitlines() if line]
+    return [m for m in rows if m.epoch <= upto]
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / ".write-test") as fh:
+            fh.write(b"")
+        (folder / ".write-test").unlink()
+    except OSError as e:
+        raise ValueError(f"cannot write to the run folder {folder}: {e.strerror or e}") from None
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def train_step(
+    net, optimizer, loss_fn, xb: torch.Tensor, yb: torch.Tensor, amp: torch.dtype | None
+):
+    """One SGD step on a prepared batch; returns (loss, scores), both still on the device."""
+    with autocast(xb.device, amp):
+        scores = net(xb)
+    loss = loss_fn(scores.float(), yb)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, scores
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
+    """Train (or continue) the run in ``cfg.out``; returns its summary. Rank 0 writes the files."""
+    cfg.validate()
+    out = Path(cfg.out)
+    di = _DistInfo()
+    if di.main:
+        _check_writable(out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    if di.world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", di.local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    amp = autocast_dtype(device, cfg.precision)
+    fmt = memory_format(device)
+    say = (lambda msg: None) if not di.main else (lambda msg: print(msg, file=sys.stderr))
+
+    # ---- data: Training split into train/val, normalised once, kept on the device
+    ds = load_fer2013(cfg.data)
+    full = ds.split(TRAIN_SPLIT)
+    if cfg.val_split:
+        val_set = ds.split(cfg.val_split)
+        train_imgs, train_lbls = full.images, full.labels
+        val_imgs, val_lbls = val_set.images, val_set.labels
+    else:
+        tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
+        train_imgs, train_lbls = full.images[tr_idx], full.labels[tr_idx]
+        val_imgs, val_lbls = full.images[va_idx], full.labels[va_idx]
+    if cfg.batch_size > len(train_lbls):
+        raise ValueError(
+            f"--batch-size {cfg.batch_size} is larger than the {len(train_lbls)} training images"
+        )
+    if cfg.batch_size % di.world:
+        raise ValueError(f"--batch-size {cfg.batch_size} is not divisible by {di.world} processes")
+    normalizer = Normalizer.fit(train_imgs)
+    x_train = normalizer(train_imgs).to(device)
+    y_train = torch.as_tensor(train_lbls).to(device)
+    x_val = center_crop(normalizer(val_imgs)).to(device).contiguous(memory_format=fmt)
+    y_val = torch.as_tensor(val_lbls).to(device)
+
+    # ---- model, optimiser, loss
+    torch.manual_seed(cfg.seed)
+    net = create_model(cfg.arch).to(device).to(memory_format=fmt)
+    optimizer = torch.optim.SGD(
+        net.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov,
+    )
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=0.1, patience=cfg.patience, threshold=1e-3
+    )
+    loss_fn = get_loss(cfg.loss)
+    start_epoch, best_val, best_epoch, drops = 1, -1.0, 0, 0
+    history: list[EpochMetrics] = []
+    if resume:
+        ck = load_checkpoint(out / "checkpoint.pt")
+        net.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        plateau.load_state_dict(ck["plateau"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        start_epoch = ck["epoch"] + 1
+        best_val, best_epoch, drops = ck["best_val_acc"], ck["best_epoch"], ck["drops"]
+        history = _read_metrics(out / "metrics.jsonl", ck["epoch"])
+        if di.main:
+            _write_metrics(history, out / "metrics.jsonl")  # drop lines of an unfinished epoch
+        say(f"resuming {out} at epoch {start_epoch} of {cfg.epochs}")
+    model_net = torch.nn.parallel.DistributedDataParallel(net) if di.world > 1 else net
+
+    local_batch = cfg.batch_size // di.world
+    n_train = len(y_train)
+    steps = n_train // cfg.batch_size  # the last partial batch is dropped (fresh order every epoch)
+    meta = ModelMeta(
+        arch=cfg.arch.lower(), loss=cfg.loss, config=_config_record(cfg, device, amp, di)
+    )
+    stop_reason = "epochs"
+
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if cfg.schedule == "plateau" and drops > cfg.max_drops:
+            stop_reason = f"plateau after {cfg.max_drops} learning-rate drops"
+            break
+        # ---- one epoch of training on this rank's shard
+        t0 = time.perf_counter()
+        model_net.train()
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, 1 + di.rank))  # dropout
+        order = torch.randperm(
+            n_train, generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0))
+        )
+        order = shard(order[: steps * cfg.batch_size], di.rank, di.world).to(device)
+        aug_gen = torch.Generator(device=device).manual_seed(
+            epoch_seed(cfg.seed, epoch, 100 + di.rank)
+        )
+        if cfg.trace_shards:
+            _trace(cfg.trace_shards, di.rank, epoch, order)
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        bar = _progress(steps, epoch, cfg, di.main)
+        for step in range(steps):
+            done = epoch - 1 + step / steps
+            if (lr := lr_at(cfg, done / cfg.epochs, done)) is not None:
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+            idx = order[step * local_batch : (step + 1) * local_batch]
+            xb = x_train[idx]
+            xb = augment(xb, aug_gen) if cfg.augment else center_crop(xb)
+            yb = y_train[idx]
+            loss, scores = train_step(
+                model_net, optimizer, loss_fn, xb.contiguous(memory_format=fmt), yb, amp
+            )
+            loss_sum += loss.detach() * len(yb)
+            correct += (scores.detach().argmax(1) == yb).sum()
+            if bar is not None and (step % 10 == 9 or step == steps - 1):  # the only host syncs
+                seen = (step + 1) * local_batch
+                bar.set_postfix(
+                    loss=f"{loss_sum.item() / seen:.4f}",
+                    acc=f"{correct.item() / seen:.3f}",
+                    img_s=f"{seen * di.world / (time.perf_counter() - t0):.0f}",
+                )
+                bar.update(step + 1 - bar.n)
+        if bar is not None:
+            bar.close()
+        train_seconds = time.perf_counter() - t0
+        totals = di.all_sum(torch.stack([loss_sum, correct.double()]))
+        n_seen = steps * cfg.batch_size
+        train_loss, train_acc = totals[0].item() / n_seen, totals[1].item() / n_seen
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"training loss became {train_loss} in epoch {epoch}: lower --lr (now {cfg.lr}); "
+                f"the last good state is epoch {epoch - 1} in {out / 'checkpoint.pt'}"
+            )
+
+        # ---- validation (each rank scores its share of the validation set)
+        val_loss, val_acc = _validate(model_net, x_val, y_val, loss_fn, device, amp, di)
+        lr_now = optimizer.param_groups[0]["lr"]
+        if cfg.schedule == "plateau" and epoch >= cfg.warmup_epochs:
+            plateau.step(train_loss)
+            if optimizer.param_groups[0]["lr"] < lr_now * 0.5:
+                drops += 1
+                say(
+                    f"epoch {epoch}: training loss stalled, learning rate -> {optimizer.param_groups[0]['lr']:.2e}"
+                )
+        m = EpochMetrics(
+            epoch,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+            lr_now,
+            n_seen / train_seconds,
+            time.perf_counter() - t0,
+        )
+        history.append(m)
+        improved = val_acc > best_val
+        if improved:
+            best_val, best_epoch = val_acc, epoch
+
+        # ---- files (rank 0): best model, metrics, curves, then the checkpoint last
+        if di.main:
+            if improved:
+                meta.metrics = {
+                    "best_epoch": epoch,
+                    "val_acc": val_acc,
+                    "val_loss": val_loss,
+                    "train_acc": train_acc,
+                    "epochs_done": epoch,
+                }
+                save_model(FerModel(net, normalizer, meta), out / "model.safetensors")
+            _write_metrics(history, out / "metrics.jsonl")
+            _plot_curves(history, out / "curves.png", f"{cfg.arch} + {cfg.loss}")
+            save_checkpoint(
+                {
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "plateau": plateau.state_dict(),
+                    "epoch": epoch,
+                    "best_val_acc": best_val,
+                    "best_epoch": best_epoch,
+                    "drops": drops,
+                    "config": json.dumps(dataclasses.asdict(cfg)),
+                    "rng": {"torch": torch.get_rng_state()},
+                },
+                out / "checkpoint.pt",
+            )
+            if cfg.quiet:
+                say(json.dumps(dataclasses.asdict(m)))
+            else:
+                say(
+                    f"epoch {epoch}/{cfg.epochs}: loss {train_loss:.4f} acc {train_acc:.3f} | "
+                    f"val loss {val_loss:.4f} acc {val_acc:.3f}{' *' if improved else ''} | "
+                    f"{m.images_per_s:.0f} img/s, {m.seconds:.0f} s"
+                )
+        if cfg.trace_shards:
+            _trace_weights(cfg.trace_shards, di.rank, net)
+    if di.world > 1:
+        dist.barrier()
+    say(f"done ({stop_reason}): best validation accuracy {best_val:.4f} at epoch {best_epoch}")
+    return TrainResult(str(out), history[-1].epoch if history else 0, best_epoch, best_val, history)
+
+
+def _validate(net, x_val, y_val, loss_fn, device, amp, di: _DistInfo) -> tuple[float, float]:
+    net.eval()
+    idx = torch.arange(len(y_val)).tensor_split(di.world)[di.rank].to(device)  # this rank's slice
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.float64)
+    with torch.no_grad():
+        for i in range(0, len(idx), 1024):
+            j = idx[i : i + 1024]
+            with autocast(device, amp):
+                s = net(x_val[j])
+            loss_sum += loss_fn(s.float(), y_val[j]).double() * len(j)
+            correct += (s.argmax(1) == y_val[j]).sum()
+    totals = di.all_sum(torch.stack([loss_sum, correct]))
+    n = max(1, len(y_val))
+    return totals[0].item() / n, totals[1].item() / n
+
+
+def _progress(steps: int, epoch: int, cfg: TrainConfig, main: bool):
+    if not main or cfg.quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=steps,
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        unit="batch",
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+
+def _config_record(cfg: TrainConfig, device, amp, di: _DistInfo) -> dict:
+    """The training options plus what was actually used (for the model's metadata)."""
+    rec = dataclasses.asdict(cfg)
+    rec.pop("trace_shards", None)
+    rec.update(
+        device_used=str(device),
+        precision_used=str(amp or torch.float32).replace("torch.", ""),
+        world_size=di.world,
+        threads_used=torch.get_num_threads(),
+        torch=torch.__version__,
+        machine=f"{platform.machine()} {platform.processor() or platform.system()}",
+    )
+    return rec
+
+
+def _trace(folder: str, rank: int, epoch: int, order: torch.Tensor) -> None:
+    p = Path(folder) / f"rank{rank}-epoch{epoch}.npy"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    np.save(p, order.cpu().numpy())
+
+
+def _trace_weights(folder: str, rank: int, net: torch.nn.Module) -> None:
+    from safetensors.torch import save_file
+
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+        str(Path(folder) / f"rank{rank}-weights.safetensors"),
+    )
+
+
+def load_run_config(run: str | os.PathLike) -> TrainConfig:
+    """The settings stored in a run's ``checkpoint.pt``."""
+    p = Path(run) / "checkpoint.pt"
+    if not p.is_file():
+        raise DataError(p, None, "no checkpoint to resume from")
+    return TrainConfig(**json.loads(load_checkpoint(p)["config"]))

@@ -1,0 +1,44 @@
+"""Test-time views (III-C-4): ``center``, ``eval1`` (10 crops) and ``eval2`` (648 views)."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from .geometry import view_thetas
+from .labels import IMAGE_SIZE, INPUT_SIZE
+
+METHODS: tuple[str, ...] = ("center", "eval1", "eval2")
+EVAL2_SIDES = (48, 50, 52, 54)
+EVAL2_ANGLES = tuple(-45.0 + 11.25 * k for k in range(9))
+
+
+def view_params(method: str) -> list[tuple[float, float, float, float, bool]]:
+    """(side, angle, ox, oy, mirror) for every view of ``method``."""
+    slack = IMAGE_SIZE - INPUT_SIZE
+    if method == "center":
+        return [(IMAGE_SIZE, 0.0, slack / 2, slack / 2, False)]
+    if method == "eval1":
+        spots = [(0, 0), (slack, 0), (0, slack), (slack, slack), (slack / 2, slack / 2)]
+        return [(IMAGE_SIZE, 0.0, x, y, m) for m in (False, True) for x, y in spots]
+    if method == "eval2":
+        out = []
+        for side, angle in itertools.product(EVAL2_SIDES, EVAL2_ANGLES):
+            grid = (0, (side - INPUT_SIZE) / 2, side - INPUT_SIZE)
+            for m, y, x in itertools.product((False, True), grid, grid):
+                out.append((side, angle, x, y, m))
+        return out
+    raise ValueError(f"unknown view method {method!r} (known: {', '.join(METHODS)})")
+
+
+def view_thetas_for(method: str) -> torch.Tensor:
+    """The (V, 2, 3) affine matrices of ``method``'s views."""
+    cols = list(zip(*view_params(method), strict=True))
+    side, angle, ox, oy = (torch.tensor(c, dtype=torch.float64) for c in cols[:4])
+    return view_thetas(side, angle, ox, oy, torch.tensor(cols[4]))
+
+
+def num_views(method: str) -> int:
+    """How many views ``method`` scores per image (1, 10 or 648)."""
+    return len(view_params(method))

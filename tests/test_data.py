@@ -1,0 +1,174 @@
+import gzip
+
+import numpy as np
+import pytest
+from synth import csv_rows, synth_faces, write_csv, write_folder
+
+from ferkit.data import DataError, load_fer2013
+
+HEADER = "emotion,pixels,Usage"
+
+
+def _good_rows(n=5, usage="Training"):
+    imgs, labs = synth_faces(n)
+    return csv_rows(imgs, labs, usage)
+
+
+def _write(tmp_path, lines, name="f.csv"):
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_csv_round_trip_three_splits(tmp_path):
+    p = write_csv(tmp_path / "a.csv", {"Training": 21, "PublicTest": 14, "PrivateTest": 7})
+    ds = load_fer2013(p)
+    assert list(ds.splits) == ["Training", "PublicTest", "PrivateTest"]
+    assert [len(s) for s in ds.splits.values()] == [21, 14, 7]
+    imgs, labs = synth_faces(21, 0)
+    tr = ds.splits["Training"]
+    assert tr.images.dtype == np.uint8 and tr.images.shape == (21, 48, 48)
+    assert tr.labels.dtype == np.int64
+    np.testing.assert_array_equal(tr.images, imgs)
+    np.testing.assert_array_equal(tr.labels, labs)
+    assert ds.test_splits == ["PublicTest", "PrivateTest"]
+
+
+def test_gzip_and_crlf_and_quotes(tmp_path):
+    rows = _good_rows(3)
+    quoted = [r.split(",")[0] + ',"' + r.split(",")[1] + '",' + r.split(",")[2] for r in rows]
+    p = tmp_path / "b.csv.gz"
+    with gzip.open(p, "wt", newline="") as fh:
+        fh.write("\r\n".join([HEADER, *quoted]) + "\r\n")
+    ds = load_fer2013(p)
+    np.testing.assert_array_equal(ds.splits["Training"].images, synth_faces(3)[0])
+
+
+def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
+    p = write_csv(tmp_path / "c.csv", {"Training": 7})
+    first = load_fer2013(p)
+    import ferkit.data as data
+
+    monkeypatch.setattr(data, "_read_csv", lambda *a, **k: pytest.fail("cache not used"))
+    again = load_fer2013(p)
+    np.testing.assert_array_equal(first.splits["Training"].images, again.splits["Training"].images)
+    monkeypatch.undo()
+    write_csv(p, {"Training": 14})  # changed size and mtime: the cache must not answer
+    assert len(load_fer2013(p).splits["Training"]) == 14
+
+
+def test_folder_layout(tmp_path):
+    root = write_folder(tmp_path / "imgs", n_train=14, n_test=7)
+    # A file named PrivateTest_* under test/ belongs to PrivateTest, whatever its folder.
+    from PIL import Image
+
+    Image.fromarray(synth_faces(1)[0][0]).save(root / "test" / "happy" / "PrivateTest_99.png")
+    ds = load_fer2013(root)
+    assert ds.format == "folder"
+    assert {k: len(v) for k, v in ds.splits.items()} == {
+        "Training": 14,
+        "PublicTest": 7,
+        "PrivateTest": 1,
+    }
+    assert ds.splits["PrivateTest"].labels.tolist() == [3]
+
+
+def test_folder_errors_and_resize(tmp_path):
+    from PIL import Image
+
+    root = write_folder(tmp_path / "imgs", n_train=7, n_test=7)
+    big = root / "train" / "sad" / "Training_big.png"
+    Image.fromarray(np.zeros((60, 50), np.uint8)).save(big)
+    with pytest.raises(DataError) as e:
+        load_fer2013(root)
+    assert e.value.file == str(big) and "50x60, not 48x48" in e.value.reason
+    assert len(load_fer2013(root, resize=True).splits["Training"]) == 8
+    big.write_bytes(b"not an image at all")
+    with pytest.raises(DataError) as e:
+        load_fer2013(root, resize=True)
+    assert e.value.file == str(big) and "unreadable image" in e.value.reason
+
+
+def _set_first_pixel(row: str, token: str) -> str:
+    label, pixels, usage = row.split(",")
+    return ",".join([label, token + " " + pixels.split(" ", 1)[1], usage])
+
+
+BAD_ROWS = {
+    "pixel count": (
+        lambda r: r.rsplit(" ", 1)[0] + ",Training",
+        "2303 pixel values (expected 2304",
+    ),
+    "value range": (lambda r: _set_first_pixel(r, "256"), "pixel 1 is 256, outside 0-255"),
+    "not integer": (lambda r: _set_first_pixel(r, "1.5"), "pixel 1 is '1.5', not an integer"),
+    "label range": (lambda r: "7" + r[1:], "label '7' is not an integer in 0-6"),
+    "usage": (lambda r: r.rsplit(",", 1)[0] + ",Validation", "unknown Usage 'Validation'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ROWS)
+def test_bad_row_names_file_line_reason(tmp_path, case):
+    make_bad, reason = BAD_ROWS[case]
+    rows = _good_rows(5)
+    rows[2] = make_bad(rows[2])
+    p = _write(tmp_path, [HEADER, *rows])
+    with pytest.raises(DataError) as e:
+        load_fer2013(p)
+    assert e.value.file == str(p)
+    assert e.value.line == 4  # header is line 1, the bad row is the third data row
+    assert reason in e.value.reason
+    assert str(e.value).startswith(f"{p}:4: ")
+
+
+def test_wrong_header(tmp_path):
+    p = _write(tmp_path, ["label,pixels,Usage", *_good_rows(2)])
+    with pytest.raises(DataError) as e:
+        load_fer2013(p)
+    assert (e.value.file, e.value.line) == (str(p), 1) and "wrong header" in e.value.reason
+
+
+def test_missing_header(tmp_path):
+    p = _write(tmp_path, _good_rows(2))
+    with pytest.raises(DataError) as e:
+        load_fer2013(p)
+    assert e.value.line == 1 and "wrong header" in e.value.reason
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.csv"
+    p.write_text("")
+    with pytest.raises(DataError) as e:
+        load_fer2013(p)
+    assert (e.value.file, e.value.line, e.value.reason) == (str(p), 1, "empty file")
+
+
+def test_header_only(tmp_path):
+    p = _write(tmp_path, [HEADER])
+    with pytest.raises(DataError, match="no data rows"):
+        load_fer2013(p)
+
+
+def test_skip_reports_count_and_lines(tmp_path):
+    rows = _good_rows(6)
+    rows[1] = "9" + rows[1][1:]
+    rows[4] = rows[4].rsplit(",", 1)[0] + ",Nope"
+    p = _write(tmp_path, [HEADER, *rows])
+    ds = load_fer2013(p, on_error="skip")
+    assert len(ds.splits["Training"]) == 4
+    assert ds.n_skipped == 2
+    assert [b.line for b in ds.skipped] == [3, 6]
+
+
+def test_missing_split_lists_present(tmp_path):
+    ds = load_fer2013(write_csv(tmp_path / "d.csv", {"Training": 7}))
+    with pytest.raises(DataError, match=r"no split 'PublicTest' \(splits present: Training\)"):
+        ds.split("PublicTest")
+
+
+@pytest.mark.slow
+def test_real_dev_file(real_fer):
+    ds = load_fer2013(real_fer)
+    s = ds.summary()["splits"]
+    assert s["Training"]["n"] == 28709 and s["PublicTest"]["n"] == 3589
+    assert list(s["Training"]["counts"].values()) == [3995, 436, 4097, 7215, 4830, 3171, 4965]
+    assert list(s["PublicTest"]["counts"].values()) == [467, 56, 496, 895, 653, 415, 607]

@@ -1,0 +1,277 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ferkit
+from ferkit.train import TrainConfig, lr_at, shard, stratified_split, train
+
+# Small, quick and able to learn the synthetic classes.
+FAST = ["--arch", "bkstart", "--batch-size", "64", "--lr", "0.0005", "--threads", "1"]
+
+
+def ferkit_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ferkit.cli", *args]
+
+
+def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(ferkit_cmd(*args), capture_output=True, text=True, **kw)
+
+
+def test_stratified_split_is_seeded_and_per_class():
+    labels = np.repeat(np.arange(7), [100, 10, 50, 200, 80, 60, 90])
+    tr, va = stratified_split(labels, 0.1, seed=3)
+    assert len(np.intersect1d(tr, va)) == 0 and len(tr) + len(va) == len(labels)
+    assert np.bincount(labels[va]).tolist() == [10, 1, 5, 20, 8, 6, 9]
+    assert np.array_equal(va, stratified_split(labels, 0.1, seed=3)[1])
+    assert not np.array_equal(va, stratified_split(labels, 0.1, seed=4)[1])
+
+
+def test_shards_are_disjoint_and_equal():
+    order = torch.randperm(103)
+    parts = [shard(order, r, 4) for r in range(4)]
+    assert all(len(p) == 25 for p in parts)
+    assert len(torch.unique(torch.cat(parts))) == 100
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_fixed_budget_schedules(schedule):
+    cfg = TrainConfig(data="x", out="y", schedule=schedule, lr=0.1)
+    lrs = [lr_at(cfg, p / 100) for p in range(101)]
+    assert max(lrs) == pytest.approx(0.1, rel=1e-3)
+    assert lrs[-1] < 1e-3
+    if schedule == "onecycle":
+        assert lrs[0] == pytest.approx(0.1 / 25) and np.argmax(lrs) == 25
+
+
+def test_warmup_then_plateau_in_charge():
+    cfg = TrainConfig(data="x", out="y", schedule="plateau", lr=0.1, warmup_epochs=2)
+    assert lr_at(cfg, 0, 0) == pytest.approx(0.001)
+    assert lr_at(cfg, 0, 1) == pytest.approx(0.1 * (0.01 + 0.99 / 2))
+    assert lr_at(cfg, 0, 2) is None
+
+
+def test_train_writes_a_self_describing_run(small_csv, tmp_path):
+    run = tmp_path / "run"
+    cfg = TrainConfig(
+        data=str(small_csv),
+        out=str(run),
+        arch="bkstart",
+        schedule="onecycle",
+        epochs=4,
+        batch_size=64,
+        lr=0.002,
+        quiet=True,
+        threads=1,
+    )
+    res = train(cfg)
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint.pt",
+        "curves.png",
+        "metrics.jsonl",
+        "model.safetensors",
+    ]
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2, 3, 4]
+    assert set(lines[0]) == {
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "images_per_s",
+        "seconds",
+    }
+    assert res.best_val_acc == max(m["val_acc"] for m in lines)
+    assert res.best_val_acc > 0.5  # chance is 1/7: it learned
+    model = ferkit.load_model(run / "model.safetensors")
+    assert model.meta.arch == "bkstart" and model.loss == "svm"
+    assert model.meta.config["epochs"] == 4 and model.meta.metrics["val_acc"] == res.best_val_acc
+    assert model.labels == ferkit.LABELS
+    tensors = load_file(run / "model.safetensors")
+    assert tensors["norm.mean"].shape == (48, 48) and tensors["norm.std"].dtype == torch.float32
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["epoch"] == 4 and "optimizer" in ck and "rng" in ck
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_augment_and_val_split(small_csv, tmp_path):
+    cfg = TrainConfig(
+        data=str(small_csv),
+        out=str(tmp_path / "r"),
+        arch="bkstart",
+        epochs=1,
+        batch_size=64,
+        lr=0.0005,
+        augment=False,
+        val_split="PrivateTest",
+        quiet=True,
+    )
+    res = train(cfg)
+    assert res.epochs_done == 1
+    assert ferkit.load_model(tmp_path / "r").meta.config["val_split"] == "PrivateTest"
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_exact(small_csv, tmp_path):
+    common = [
+        "train",
+        "--data",
+        str(small_csv),
+        *FAST,
+        "--epochs",
+        "3",
+        "--schedule",
+        "plateau",
+        "--quiet",
+    ]
+    ref = tmp_path / "ref"
+    assert run_cli(*common, "--out", str(ref)).returncode == 0
+
+    run, trace = tmp_path / "killed", tmp_path / "trace"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        ferkit_cmd(*common, "--out", str(run), "--trace-shards", str(trace)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    deadline = time.time() + 120
+    while not (trace / "rank0-epoch2.npy").exists():  # written as epoch 2 starts
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1  # killed inside epoch 2
+
+    done = run_cli("train", "--resume", str(run))
+    assert done.returncode == 0, done.stderr
+    a = torch.load(ref / "checkpoint.pt", weights_only=True)
+    b = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 3
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    for k in sa:
+        assert torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"])
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2, 3]
+
+
+def test_resume_can_raise_the_epoch_total(small_csv, tmp_path):
+    run = tmp_path / "r"
+    assert (
+        run_cli(
+            "train", "--data", str(small_csv), *FAST, "--epochs", "1", "--quiet", "--out", str(run)
+        ).returncode
+        == 0
+    )
+    assert run_cli("train", "--resume", str(run), "--epochs", "2").returncode == 0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_ddp_two_processes_disjoint_shards_identical_weights(small_csv, tmp_path):
+    trace = tmp_path / "trace"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29731",
+        "-m",
+        "ferkit.cli",
+        "train",
+        "--data",
+        str(small_csv),
+        *FAST,
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+        "--trace-shards",
+        str(trace),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    i0, i1 = np.load(trace / "rank0-epoch1.npy"), np.load(trace / "rank1-epoch1.npy")
+    assert len(i0) == len(i1) > 0
+    assert len(np.intersect1d(i0, i1)) == 0  # disjoint halves of the epoch
+    n_train = 630  # 700 Training rows less the 10% validation share
+    assert len(i0) + len(i1) == (n_train // 64) * 64
+    w0 = load_file(trace / "rank0-weights.safetensors")
+    w1 = load_file(trace / "rank1-weights.safetensors")
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert (tmp_path / "run" / "model.safetensors").exists()
+    assert ferkit.load_model(tmp_path / "run").meta.config["world_size"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["--arch", "vgg99"], "unknown network 'vgg99'", 2),
+        (["--batch-size", "100000"], "larger than the 630 training images", 2),
+        (
+            ["--val-split", "Validation"],
+            "no split 'Validation' (splits present: Training, PublicTest, PrivateTest)",
+            1,
+        ),
+    ],
+)
+def test_impossible_settings_are_one_line(small_csv, tmp_path, args, message, code):
+    r = run_cli(
+        "train", "--data", str(small_csv), "--out", str(tmp_path / "r"), "--epochs", "1", *args
+    )
+    assert r.returncode == code
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_divergence_is_a_clear_error(small_csv, tmp_path):
+    r = run_cli(
+        "train",
+        "--data",
+        str(small_csv),
+        "--out",
+        str(tmp_path / "r"),
+        "--arch",
+        "bkstart",
+        "--batch-size",
+        "64",
+        "--lr",
+        "50",
+        "--epochs",
+        "2",
+        "--quiet",
+    )
+    assert r.returncode == 1 and "lower --lr" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unwritable_run_folder(small_csv, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run_cli("train", "--data", str(small_csv), "--out", str(blocker / "run"), "--epochs", "1")
+    assert r.returncode != 0 and "cannot write to the run folder" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_data_file(tmp_path):
+    r = run_cli("train", "--data", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "r"))
+    assert r.returncode == 1 and "no such file or folder" in r.stderr
+
+
+def test_resume_without_checkpoint(tmp_path):
+    r = run_cli("train", "--resume", str(tmp_path))
+    assert r.returncode == 1 and "no checkpoint to resume from" in r.stderr
+
+
+def test_cli_help_explains():
+    r = run_cli("train", "--help")
+    assert r.returncode == 0 and "--resume" in r.stdout and "torchrun" in r.stdout
