@@ -34,3 +34,25 @@ def real_fer() -> Path:
     if not REAL_FER.exists():
         pytest.skip(f"real FER-2013 development file not present ({REAL_FER})")
     return REAL_FER
+
+
+@pytest.fixture(scope="session")
+def tiny_run(small_csv, tmp_path_factory) -> Path:
+    """A one-epoch BKStart run on the synthetic data (a real model file, quickly)."""
+    from ferkit.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run") / "bkstart"
+    train(
+        TrainConfig(
+            data=str(small_csv),
+            out=str(out),
+            arch="bkstart",
+            epochs=1,
+            batch_size=64,
+            lr=0.0005,
+            quiet=True,
+            val_split=None,
+            threads=2,
+        )
+    )
+    return out

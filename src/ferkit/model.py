@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,30 +63,38 @@ class FerModel(nn.Module):
         self,
         images: torch.Tensor | np.ndarray,
         method: str = "center",
-        max_views: int = 2048,
+        batch: int = 128,
         dtype: torch.dtype | None = None,
+        on_chunk: Callable[[int], None] | None = None,
     ) -> torch.Tensor:
         """Average per-view outputs over ``method``'s views: (N, 48, 48) faces -> (N, 7).
 
         SVM models average raw scores, CE models softmax probabilities (the paper's rule).
-        At most ``max_views`` crops go through the network at once, so memory stays bounded.
+        Crops go through the network ``batch`` at a time (128 keeps a 2-core CPU's caches warm:
+        ~1.5x the throughput of 2048), so memory stays bounded whatever the data size;
+        ``on_chunk(n)`` is called as every ``n`` images are done (for progress bars).
         """
         from .device import autocast, memory_format
 
         self.eval()
         dev = self.norm_mean.device
+        fmt = memory_format(dev)
+        self.net.to(memory_format=fmt)  # weights in the input's layout: ~2x faster on CPU
         thetas = view_thetas_for(method).to(dev)
         n_views = thetas.shape[0]
-        per_chunk = max(1, max_views // n_views)
+        per_chunk = max(1, batch // n_views)  # images per resampling chunk
         out = []
         for i in range(0, len(images), per_chunk):
             x = self.preprocess(images[i : i + per_chunk])
             crops = apply_all_views(x, thetas).flatten(0, 1)
-            crops = crops.contiguous(memory_format=memory_format(dev))
-            with autocast(dev, dtype):
-                s = self.net(crops)
-            s = view_scores(s, self.loss).view(x.shape[0], n_views, -1).mean(1)
-            out.append(s)
+            scores = []
+            for k in range(0, len(crops), batch):
+                with autocast(dev, dtype):
+                    s = self.net(crops[k : k + batch].contiguous(memory_format=fmt))
+                scores.append(view_scores(s, self.loss))
+            out.append(torch.cat(scores).view(x.shape[0], n_views, -1).mean(1))
+            if on_chunk is not None:
+                on_chunk(x.shape[0])
         return torch.cat(out) if out else torch.zeros(0, len(self.labels))
 
     def probabilities(self, averaged: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,214 @@
+"""Test-time evaluation (III-C-4): accuracy, per-class accuracy and the confusion matrix per
+split and view method, and the reports ``ferkit evaluate --out`` writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+from .data import FerDataset
+from .labels import LABELS
+from .model import FerModel
+from .views import METHODS, num_views
+
+
+@dataclass
+class EvalResult:
+    """One (split, method) row of ``report.json``; accuracies are fractions in [0, 1]."""
+
+    split: str
+    method: str
+    n: int
+    views: int
+    accuracy: float
+    per_class_accuracy: dict[str, float]
+    confusion: list[list[int]]  # rows = true class, columns = predicted
+    seconds: float
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, k: int = len(LABELS)) -> np.ndarray:
+    """Counts (k, k): rows the true class, columns the predicted one."""
+    return np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
+
+
+def result_from_predictions(
+    split: str, method: str, true: np.ndarray, pred: np.ndarray, seconds: float = 0.0
+) -> EvalResult:
+    """Accuracy, per-class accuracy (% of each true class) and the confusion matrix."""
+    cm = confusion_matrix(true, pred)
+    rows = cm.sum(1)
+    per_class = {
+        lab: float(cm[i, i] / rows[i]) if rows[i] else float("nan") for i, lab in enumerate(LABELS)
+    }
+    return EvalResult(
+        split,
+        method,
+        int(len(true)),
+        num_views(method),
+        float(np.trace(cm) / max(1, len(true))),
+        per_class,
+        cm.tolist(),
+        seconds,
+    )
+
+
+def evaluate(
+    model: FerModel,
+    data: FerDataset,
+    splits: list[str] | None = None,
+    methods: list[str] | None = None,
+    progress: bool = True,
+    batch: int = 128,
+) -> list[EvalResult]:
+    """Score every requested split with every requested view method."""
+    from .device import autocast_dtype
+
+    splits = splits or data.test_splits
+    methods = methods or ["center"]
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r} (known: {', '.join(METHODS)}, all)")
+    selected = [(name, data.split(name)) for name in splits]  # errors before any work
+    val_split = model.meta.config.get("val_split")
+    dtype = autocast_dtype(model.norm_mean.device)
+    results = []
+    for name, split in selected:
+        if name == val_split:
+            warnings.warn(
+                f"the model was validated (selected) on {name}: its accuracy there is optimistic",
+                stacklevel=2,
+            )
+        for method in methods:
+            bar = _bar(len(split), f"{name} {method}", progress)
+            t0 = time.perf_counter()
+            scores = model.score(
+                split.images,
+                method,
+                batch=batch,
+                dtype=dtype,
+                on_chunk=bar.update if bar else None,
+            )
+            if bar:
+                bar.close()
+            pred = scores.argmax(1).cpu().numpy()
+            results.append(
+                result_from_predictions(name, method, split.labels, pred, time.perf_counter() - t0)
+            )
+    return results
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc=desc, unit="img", file=sys.stderr, leave=False, dynamic_ncols=True
+    )
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def report_dict(model: FerModel, path: str | os.PathLike | None, results: list[EvalResult]) -> dict:
+    """The ``report.json`` object (INTERFACE.md)."""
+    return {
+        "model": {
+            "arch": model.meta.arch,
+            "loss": model.loss,
+            "params": sum(p.numel() for p in model.net.parameters()),
+            "path": str(path) if path else "shipped",
+        },
+        "results": [asdict(r) for r in results],
+    }
+
+
+def report_markdown(report: dict) -> str:
+    """The report as tables: summary, then per (split, method) Table IX's form in %."""
+    m = report["model"]
+    lines = [
+        f"# ferkit evaluation: {m['arch']} + {m['loss']}",
+        "",
+        f"Model: `{m['path']}` ({m['params']:,} parameters)",
+        "",
+        "| split | method | views | images | accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['split']} | {r['method']} | {r['views']} | {r['n']} | "
+            f"{100 * r['accuracy']:.2f} % |"
+        )
+    for r in report["results"]:
+        lines += [
+            "",
+            f"## {r['split']}, {r['method']}: {100 * r['accuracy']:.2f} %",
+            "",
+            "Rows: true class; columns: predicted class; % of each true class.",
+            "",
+            "| true \\ predicted | " + " | ".join(LABELS) + " |",
+            "|---|" + "---|" * len(LABELS),
+        ]
+        cm = np.asarray(r["confusion"], dtype=float)
+        rows = cm.sum(1, keepdims=True)
+        pct = np.divide(100 * cm, rows, out=np.zeros_like(cm), where=rows > 0)
+        for i, lab in enumerate(LABELS):
+            cells = [f"**{v:.2f}**" if i == j else f"{v:.2f}" for j, v in enumerate(pct[i])]
+            lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusions(results: list[EvalResult], path: str | os.PathLike) -> None:
+    """One labelled heat map (% of each true class) per (split, method), side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.8), squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        cm = np.asarray(r.confusion, dtype=float)
+        rows = cm.sum(1, keepdims=True)
+        pct = np.divide(100 * cm, rows, out=np.zeros_like(cm), where=rows > 0)
+        ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+        for i in range(len(LABELS)):
+            for j in range(len(LABELS)):
+                ax.text(
+                    j,
+                    i,
+                    f"{pct[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if pct[i, j] > 50 else "black",
+                )
+        ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
+        ax.set(
+            xlabel="predicted",
+            ylabel="true",
+            title=f"{r.split}, {r.method}: {100 * r.accuracy:.1f} %",
+        )
+    fig.tight_layout()
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)
+
+
+def write_reports(report: dict, results: list[EvalResult], out: str | os.PathLike) -> None:
+    """``report.json``, ``report.md`` and ``confusion.png`` in ``out``."""
+    out = Path(out)
+    with atomic_write(out / "report.json", "w") as fh:
+        json.dump(report, fh, indent=1)
+    with atomic_write(out / "report.md", "w") as fh:
+        fh.write(report_markdown(report))
+    plot_confusions(results, out / "confusion.png")

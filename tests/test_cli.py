@@ -1,0 +1,113 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from synth import write_csv
+
+from ferkit.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True
+    )
+
+
+def test_models_json(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["bkstart", "bkvgg8", "bkvgg10", "bkvgg12", "bkvgg14"]
+    assert rows[3] == {
+        "name": "bkvgg12",
+        "params": 4_188_903,
+        "macs": 123_424_640,
+        "input": [1, 42, 42],
+    }
+
+
+def test_data_json_three_splits(tmp_path, capsys):
+    p = write_csv(tmp_path / "f.csv", {"Training": 14, "PublicTest": 7, "PrivateTest": 7})
+    assert main(["data", "--data", str(p), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["format"] == "csv"
+    assert list(out["splits"]) == ["Training", "PublicTest", "PrivateTest"]
+    assert out["splits"]["Training"] == {
+        "n": 14,
+        "counts": dict.fromkeys(
+            ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"], 2
+        ),
+    }
+
+
+def test_data_bad_row_one_line_exit_1(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
+    r = run_cli("data", "--data", str(p))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"ferkit: error: {p}:2: 3 pixel values (expected 2304 = 48x48)"
+
+
+def test_data_skip_bad_reports(tmp_path):
+    p = write_csv(tmp_path / "f.csv", {"Training": 7})
+    p.write_text(p.read_text() + "9,1 2,Training\n")
+    r = run_cli("data", "--data", str(p), "--skip-bad", "--json")
+    assert r.returncode == 0
+    assert (
+        json.loads(r.stdout)["skipped"]["n"] == 1
+        and "skipped 1 bad rows (first: line 9)" in r.stderr
+    )
+
+
+def test_usage_errors_exit_2():
+    r = run_cli("frobnicate")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+    r = run_cli("train", "--data", "x.csv")
+    assert r.returncode == 2 and "needs --data PATH and --out RUN" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "cmd", ["models", "data", "train", "evaluate", "augment-preview", "benchmark"]
+)
+def test_every_command_has_help(cmd):
+    r = run_cli(cmd, "--help")
+    assert r.returncode == 0 and "usage: ferkit" in r.stdout and len(r.stdout) > 150
+
+
+def test_augment_preview(small_csv, tmp_path):
+    out = tmp_path / "aug.png"
+    assert (
+        main(["augment-preview", "--data", str(small_csv), "--out", str(out), "--faces", "2"]) == 0
+    )
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_benchmark_train_reports_both(capsys):
+    assert (
+        main(
+            [
+                "benchmark",
+                "train",
+                "--arch",
+                "bkstart",
+                "--batch-size",
+                "8",
+                "--steps",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    r = json.loads(capsys.readouterr().out)
+    assert r["plain_fp32_images_per_s"] > 0 and r["ferkit_images_per_s"] > 0
+    assert r["speedup"] == pytest.approx(
+        r["ferkit_images_per_s"] / r["plain_fp32_images_per_s"], rel=0.02
+    )
+
+
+@pytest.mark.slow
+def test_data_cli_on_real_file(real_fer):
+    r = run_cli("data", "--data", str(real_fer), "--json")
+    s = json.loads(r.stdout)["splits"]
+    assert (s["Training"]["n"], s["PublicTest"]["n"]) == (28709, 3589)

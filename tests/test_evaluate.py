@@ -1,0 +1,143 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from synth import write_csv
+
+import ferkit
+from ferkit.data import DataError, FerDataset, Split
+from ferkit.evaluate import confusion_matrix, evaluate, result_from_predictions
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True
+    )
+
+
+def test_confusion_and_per_class_accuracy():
+    true = np.array([0, 0, 1, 3, 3, 3, 6])
+    pred = np.array([0, 3, 1, 3, 3, 0, 6])
+    cm = confusion_matrix(true, pred)
+    assert cm[0, 3] == 1 and cm[3, 0] == 1 and cm.trace() == 5 and cm.sum() == 7
+    r = result_from_predictions("PublicTest", "eval1", true, pred)
+    assert r.accuracy == pytest.approx(5 / 7) and r.views == 10
+    assert r.per_class_accuracy["angry"] == 0.5 and r.per_class_accuracy["happy"] == pytest.approx(
+        2 / 3
+    )
+    assert np.isnan(r.per_class_accuracy["fear"])  # no such faces: undefined, not 0
+
+
+def test_evaluate_writes_reports(tiny_run, tmp_path):
+    out = tmp_path / "rep"
+    few = write_csv(tmp_path / "few.csv", {"Training": 7, "PublicTest": 7, "PrivateTest": 7})
+    r = run_cli(
+        "evaluate",
+        "--model",
+        str(tiny_run),
+        "--data",
+        str(few),
+        "--method",
+        "all",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep == json.loads((out / "report.json").read_text())
+    assert rep["model"] == {
+        "arch": "bkstart",
+        "loss": "svm",
+        "params": 7_170_983,
+        "path": str(tiny_run),
+    }
+    keys = {
+        "split",
+        "method",
+        "n",
+        "views",
+        "accuracy",
+        "per_class_accuracy",
+        "confusion",
+        "seconds",
+    }
+    rows = rep["results"]
+    assert [(x["split"], x["method"]) for x in rows] == [
+        (s, m) for s in ("PublicTest", "PrivateTest") for m in ("center", "eval1", "eval2")
+    ]
+    for x in rows:
+        assert set(x) == keys, set(x) ^ keys
+        assert x["n"] == 7 and 0 <= x["accuracy"] <= 1, x
+        assert np.asarray(x["confusion"]).shape == (7, 7) and np.sum(x["confusion"]) == 7
+        assert list(x["per_class_accuracy"]) == list(ferkit.LABELS)
+    assert [x["views"] for x in rows[:3]] == [1, 10, 648]
+    md = (out / "report.md").read_text()
+    assert "| true \\ predicted | angry | disgust |" in md and "PrivateTest, eval2" in md
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_api_matches_accuracy_by_hand(tiny_run, small_csv):
+    model = ferkit.load_model(tiny_run)
+    data = ferkit.data.load_fer2013(small_csv)
+    (res,) = evaluate(model, data, ["PublicTest"], ["center"], progress=False)
+    pred = model.score(data.splits["PublicTest"].images).argmax(1).numpy()
+    assert res.accuracy == pytest.approx(float((pred == data.splits["PublicTest"].labels).mean()))
+
+
+def test_warns_when_split_was_the_validation_split(tiny_run, small_csv, tmp_path):
+    model = ferkit.load_model(tiny_run)
+    model.meta.config["val_split"] = "PublicTest"
+    data = ferkit.data.load_fer2013(small_csv)
+    with pytest.warns(UserWarning, match="validated .* on PublicTest"):
+        evaluate(model, data, ["PublicTest"], ["center"], progress=False)
+
+
+def test_not_a_ferkit_model(small_csv, tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    r = run_cli("evaluate", "--model", str(bad), "--data", str(small_csv))
+    assert (
+        r.returncode == 1 and "not a safetensors file" in r.stderr and "Traceback" not in r.stderr
+    )
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other), metadata={"format": "something-else"})
+    r = run_cli("evaluate", "--model", str(other), "--data", str(small_csv))
+    assert r.returncode == 1 and "not a ferkit model" in r.stderr
+
+
+def test_model_for_another_input_size(tiny_run, small_csv, tmp_path):
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_run / "model.safetensors"), "pt") as f:
+        meta = dict(f.metadata())
+    meta["input_size"] = "48"
+    p = tmp_path / "m48.safetensors"
+    save_file(load_file(tiny_run / "model.safetensors"), str(p), metadata=meta)
+    r = run_cli("evaluate", "--model", str(p), "--data", str(small_csv))
+    assert r.returncode == 1 and "48x48 input, not 42x42" in r.stderr
+
+
+def test_missing_split_lists_the_present_ones(tiny_run, small_csv):
+    r = run_cli("evaluate", "--model", str(tiny_run), "--data", str(small_csv), "--split", "Nope")
+    assert r.returncode == 1
+    assert "no split 'Nope' (splits present: Training, PublicTest, PrivateTest)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_empty_split_is_an_error(tiny_run):
+    empty = Split(np.zeros((0, 48, 48), np.uint8), np.zeros(0, np.int64))
+    data = FerDataset("x.csv", "csv", {"PublicTest": empty})
+    with pytest.raises(DataError, match="split 'PublicTest' is empty"):
+        evaluate(ferkit.load_model(tiny_run), data, progress=False)
+
+
+def test_no_shipped_model_yet_is_a_clear_error(small_csv):
+    if ferkit.checkpoint.shipped_model_path() is not None:
+        pytest.skip("this build ships a model")
+    r = run_cli("evaluate", "--data", str(small_csv))
+    assert r.returncode == 1 and "ships no trained model" in r.stderr

@@ -1,0 +1,124 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ferkit.augment import augment, center_crop
+from ferkit.geometry import apply_all_views
+from ferkit.model import FerModel, ModelMeta
+from ferkit.preprocess import Normalizer
+from ferkit.views import METHODS, num_views, view_params, view_thetas_for
+
+
+def blob(cy: float, cx: float, sigma: float = 1.2) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    return torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2)).view(1, 1, 48, 48)
+
+
+def centroid(img: torch.Tensor) -> tuple[float, float]:
+    h, w = img.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(float(h)), torch.arange(float(w)), indexing="ij")
+    m = img.sum()
+    return float((img * yy).sum() / m), float((img * xx).sum() / m)
+
+
+def expected_position(p, side, angle, ox, oy, mirror):
+    """Where input pixel p=(y, x) lands: mirror, rescale about the centre, rotate, crop."""
+    y, x = p[0] + 0.5, p[1] + 0.5  # pixel centres in continuous coordinates
+    if mirror:
+        x = 48 - x
+    s = side / 48
+    dx, dy = (x - 24) * s, (y - 24) * s
+    a = math.radians(angle)
+    # the sampling map applies R(-angle) to output offsets, so content turns by R(angle)
+    rx = math.cos(a) * dx - math.sin(a) * dy
+    ry = math.sin(a) * dx + math.cos(a) * dy
+    return ry + side / 2 - oy - 0.5, rx + side / 2 - ox - 0.5
+
+
+def test_view_counts():
+    assert [num_views(m) for m in METHODS] == [1, 10, 648]
+
+
+def test_center_and_eval1_are_exact_crops():
+    x = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48)
+    c = apply_all_views(x, view_thetas_for("center"))[0, 0, 0]
+    assert torch.allclose(c, x[0, 0, 3:45, 3:45], atol=1e-2)
+    views = apply_all_views(x, view_thetas_for("eval1"))[0, :, 0]
+    crops = [
+        x[0, 0, y : y + 42, xx : xx + 42] for y, xx in [(0, 0), (0, 6), (6, 0), (6, 6), (3, 3)]
+    ]
+    expected = crops + [c.flip(-1) for c in crops]
+    for v in views:  # every view is one of the 5 crops or their mirrors, each exactly once
+        matches = [k for k, e in enumerate(expected) if torch.allclose(v, e, atol=1e-2)]
+        assert len(matches) == 1
+    assert torch.equal(center_crop(x)[0, 0], x[0, 0, 3:45, 3:45])
+
+
+@pytest.mark.parametrize("method", ["eval1", "eval2"])
+def test_a_marked_spot_lands_where_it_should(method):
+    p = (17.0, 28.0)
+    x = blob(*p)
+    views = apply_all_views(x, view_thetas_for(method))[0, :, 0]
+    params = view_params(method)
+    for k in range(0, len(params), 7 if method == "eval2" else 1):
+        got = centroid(views[k])
+        want = expected_position(p, *params[k])
+        assert got == pytest.approx(want, abs=0.25), (k, params[k])
+
+
+def test_eval2_has_648_distinct_views():
+    x = torch.rand(1, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    v = apply_all_views(x, view_thetas_for("eval2"))[0].flatten(1)
+    assert v.shape == (648, 42 * 42)
+    assert len(torch.unique(v.round(decimals=4), dim=0)) == 648
+
+
+def test_views_of_a_batch_match_views_one_by_one():
+    x = torch.rand(3, 1, 48, 48)
+    th = view_thetas_for("eval1")
+    together = apply_all_views(x, th)
+    for i in range(3):
+        assert torch.allclose(together[i], apply_all_views(x[i : i + 1], th)[0])
+
+
+def test_augment_shapes_ranges_and_reproducibility():
+    x = blob(24, 24).repeat(64, 1, 1, 1)
+    a = augment(x, torch.Generator().manual_seed(1))
+    b = augment(x, torch.Generator().manual_seed(1))
+    c = augment(x, torch.Generator().manual_seed(2))
+    assert a.shape == (64, 1, 42, 42) and torch.equal(a, b) and not torch.equal(a, c)
+    assert len(torch.unique(a.flatten(1), dim=0)) == 64  # fresh parameters per image
+    # the centred blob stays inside: rescale <= 54/48 and crop offsets keep the centre within 6 px
+    for img in a:
+        cy, cx = centroid(img[0])
+        assert abs(cy - 20.5) <= 6.5 and abs(cx - 20.5) <= 6.5
+
+
+def test_augment_mirrors_about_half_the_time():
+    x = blob(24, 10).repeat(2000, 1, 1, 1)  # a spot left of centre: mirrored it is right of it
+    a = augment(x, torch.Generator().manual_seed(0))
+    xs = torch.tensor([centroid(img[0])[1] for img in a[:400]])
+    assert 0.38 < (xs > 20.5).float().mean() < 0.62
+
+
+class _MeanNet(nn.Module):
+    """A stand-in network whose 7 scores depend on the crop, to check averaging exactly."""
+
+    def forward(self, x):
+        m = x.float().mean((1, 2, 3))
+        return torch.stack([m * k for k in range(7)], 1)
+
+
+@pytest.mark.parametrize("loss", ["svm", "ce"])
+def test_score_averages_scores_or_probabilities(loss):
+    imgs = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)
+    norm = Normalizer.fit(imgs)
+    model = FerModel(_MeanNet(), norm, ModelMeta(arch="bkstart", loss=loss))
+    got = model.score(imgs, "eval1", batch=7)  # batch not a multiple of 10 on purpose
+    crops = apply_all_views(norm(imgs), view_thetas_for("eval1"))
+    per_view = _MeanNet()(crops.flatten(0, 1)).view(5, 10, 7)
+    want = per_view.mean(1) if loss == "svm" else per_view.softmax(-1).mean(1)
+    assert torch.allclose(got, want, atol=1e-5)
