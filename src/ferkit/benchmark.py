@@ -7,7 +7,7 @@ import time
 
 import torch
 
-BENCHMARKS = ("train",)
+BENCHMARKS = ("train", "predict")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument(
+        "--model",
+        help="predict: a trained model (default: the shipped one, else an "
+        "untrained --arch; speed does not depend on the weights)",
+    )
+    p.add_argument(
+        "--photo", help="predict: a photo with one face (default: scikit-image's astronaut)"
+    )
 
 
 def run(what: str, args: argparse.Namespace) -> dict:
@@ -26,6 +34,8 @@ def run(what: str, args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     if what == "train":
         return bench_train(args.arch, args.batch_size, args.steps, args.device)
+    if what == "predict":
+        return bench_predict(args.model, args.arch, args.photo, args.device)
     raise ValueError(f"unknown benchmark {what!r}")
 
 
@@ -88,4 +98,74 @@ def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto
         "plain_fp32_images_per_s": round(plain_ips, 1),
         "ferkit_images_per_s": round(ferkit_ips, 1),
         "speedup": round(ferkit_ips / plain_ips, 2),
+    }
+
+
+def _best_of(fn, repeat: int, inner: int = 1) -> float:
+    """Median seconds per call of ``fn`` over ``repeat`` timings of ``inner`` calls."""
+    import statistics
+
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - t0) / inner)
+    return statistics.median(times)
+
+
+def bench_predict(
+    model_path: str | None, arch: str, photo: str | None, device: str = "auto"
+) -> dict:
+    """One face's latency (batch 1, centre view), faces/s at batch 256, and a 640x480 photo
+    end to end (decode + detect + classify), after warm-up."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from .checkpoint import load_model, shipped_model_path
+    from .model import FerModel, ModelMeta
+    from .models import create_model
+    from .predict import Recognizer
+    from .preprocess import Normalizer
+
+    if model_path or shipped_model_path():
+        model, weights = load_model(model_path), str(model_path or "shipped")
+    else:
+        norm = Normalizer(torch.zeros(48, 48), torch.ones(48, 48))
+        model, weights = (
+            FerModel(create_model(arch), norm, ModelMeta(arch=arch, loss="svm")),
+            "untrained",
+        )
+    rec = Recognizer(model, device=device)
+    if photo is None:
+        from importlib.resources import files
+
+        photo = str(files("skimage") / "data" / "astronaut.png")
+    img = Image.open(photo).convert("RGB")
+    canvas = Image.new("RGB", (640, 480), (90, 90, 90))
+    img.thumbnail((480, 480))
+    canvas.paste(img, ((640 - img.width) // 2, 0))
+    buf = io.BytesIO()
+    canvas.save(buf, format="JPEG", quality=90)
+    jpeg = buf.getvalue()
+    faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48)).astype(np.uint8)
+    one = faces[:1]
+    for _ in range(3):  # warm-up
+        rec.model.score(one)
+        rec.predict(jpeg)
+    face_ms = 1000 * _best_of(lambda: rec.model.score(one), 7, 20)
+    batch_s = _best_of(lambda: rec.model.score(faces, batch=256), 3)
+    photo_ms = 1000 * _best_of(lambda: rec.predict(jpeg), 7, 3)
+    return {
+        "benchmark": "predict",
+        "arch": model.meta.arch,
+        "weights": weights,
+        "device": str(rec.model.norm_mean.device),
+        "threads": torch.get_num_threads(),
+        "faces_in_photo": len(rec.predict(jpeg)),
+        "one_face_ms": round(face_ms, 2),
+        "faces_per_s_batch256": round(256 / batch_s, 1),
+        "photo_640x480_ms": round(photo_ms, 1),
     }

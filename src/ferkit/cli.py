@@ -113,6 +113,48 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .batch import predict_paths, read_labels, run_camera
+    from .predict import Recognizer
+
+    rec = Recognizer(
+        args.model,
+        device=args.device,
+        views=args.views,
+        margin=args.margin,
+        max_pixels=int(args.max_megapixels * 1e6),
+    )
+    if args.camera is not None:
+        try:
+            run_camera(rec, args.camera)
+        except RuntimeError as e:
+            raise UsageError(str(e)) from None
+        return 0
+    if not args.paths:
+        raise UsageError("predict needs image, folder or video paths (or --camera N)")
+    labels = read_labels(args.labels) if args.labels else None
+    summary = predict_paths(
+        rec,
+        args.paths,
+        detect=not args.no_detect,
+        out=args.out,
+        as_json=args.json,
+        labels=labels,
+        every=args.every,
+    )
+    if labels is not None:
+        s = summary.to_dict()
+        text = (
+            f"{s['files']} files, a face in {s['with_face']}, "
+            f"largest face's label right for {s.get('correct', 0)} of {s.get('labelled', 0)} labelled"
+            + (f" ({100 * s['accuracy']:.1f} %)" if "accuracy" in s else "")
+        )
+        print(f"ferkit: {text}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"summary": s}))
+    return EXIT_INPUT if summary.failed else 0
+
+
 def _cmd_augment_preview(args: argparse.Namespace) -> int:
     from .figures import augment_preview
 
@@ -275,6 +317,49 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print report.json's object")
 
     sp = add(
+        "predict",
+        _cmd_predict,
+        "the emotion of every face in photos, folders and videos",
+        "Detect faces (OpenCV Haar cascade), frame each like a FER-2013 face, and classify it. "
+        "PATHs may be images, folders (searched recursively) or videos. Prints one line per face "
+        "(--json: one JSON object per face); files that cannot be read get a line on stderr and "
+        "make the exit status 1, files with no face only get the line.",
+    )
+    sp.add_argument("paths", nargs="*", metavar="PATH", help="images, folders or videos")
+    sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
+    sp.add_argument(
+        "--views",
+        choices=["center", "eval1"],
+        default="center",
+        help="test-time views per face (eval1: 10 crops, 10x slower)",
+    )
+    sp.add_argument("--no-detect", action="store_true", help="each input is already a cropped face")
+    sp.add_argument("--labels", metavar="CSV", help="file,label CSV: print the accuracy summary")
+    sp.add_argument("--out", help="folder for annotated copies of images and videos")
+    sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    sp.add_argument("--every", type=int, default=1, help="videos: analyse every N-th frame")
+    sp.add_argument(
+        "--margin",
+        type=float,
+        default=0.1,
+        help="context around each detected face, as a fraction of its side",
+    )
+    sp.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=50,
+        help="refuse larger images (decompression-bomb guard)",
+    )
+    sp.add_argument(
+        "--camera",
+        type=int,
+        metavar="N",
+        help="live window on camera N (needs a display and a GUI build of OpenCV, "
+        "opencv-python; the headless build in ferkit[detect] cannot open windows)",
+    )
+    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+    sp = add(
         "augment-preview", _cmd_augment_preview, "draw faces beside augmented versions (Fig. 1)"
     )
     sp.add_argument("--data", required=True, help="FER-2013 CSV or image folder")
@@ -309,11 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .checkpoint import ModelFileError
     from .data import DataError
+    from .images import ImageError
     from .train import TrainingDiverged
 
     try:
         return args.func(args)
-    except (DataError, ModelFileError, TrainingDiverged, OSError) as e:
+    except (DataError, ModelFileError, TrainingDiverged, ImageError, OSError) as e:
         print(f"ferkit: error: {e}", file=sys.stderr)
         return EXIT_INPUT
     except ValueError as e:  # impossible settings: unknown network, loss, split, ...

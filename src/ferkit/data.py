@@ -29,7 +29,6 @@ from .labels import IMAGE_SIZE, LABELS, SPLITS, TRAIN_SPLIT
 OnError = Literal["raise", "skip"]
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 CSV_HEADER = ("emotion", "pixels", "Usage")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 _CACHE_VERSION = "1"
 _MAX_REPORTED = 10  # bad rows whose line numbers are kept in the report
 

@@ -1,0 +1,54 @@
+"""Compare face detectors on labelled photos: share of photos with a face, time per photo.
+
+    python scripts/compare_detectors.py ../shared/datasets/wild-dev/images
+
+Prints one JSON line per configuration; the README's detector table comes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ferkit.detect import HaarDetector
+from ferkit.images import load_image, to_grey
+
+CONFIGS = {
+    "haar-default (no rescale/pad)": dict(min_side=0, pad=0.0),
+    "haar-default": {},
+    "haar-alt2 (no rescale/pad)": dict(
+        cascade="haarcascade_frontalface_alt2.xml", min_neighbors=3, min_side=0, pad=0.0
+    ),
+    "haar-alt2": dict(cascade="haarcascade_frontalface_alt2.xml", min_neighbors=3),
+    "haar-default pad 0.35": dict(pad=0.35),
+    "haar-default min_neighbors 3": dict(min_neighbors=3),
+}
+
+
+def main(folder: str) -> None:
+    files = sorted(
+        p for p in Path(folder).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
+    )
+    greys = [to_grey(load_image(p)) for p in files]
+    for name, kw in CONFIGS.items():
+        det = HaarDetector(**kw)
+        t0 = time.perf_counter()
+        found = sum(bool(det.detect(g)) for g in greys)
+        ms = 1000 * (time.perf_counter() - t0) / len(greys)
+        print(
+            json.dumps(
+                {
+                    "detector": name,
+                    "photos": len(greys),
+                    "with_face": found,
+                    "rate": round(found / len(greys), 3),
+                    "ms_per_photo": round(ms, 1),
+                }
+            )
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,255 @@
+"""``ferkit predict`` over files, folders and videos: JSON lines, annotated copies, a summary
+against a labels CSV. Failures are one line on stderr each; the batch goes on."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .images import IMAGE_SUFFIXES, ImageError, load_image
+from .predict import Face, Recognizer
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+def iter_inputs(paths: list[str]) -> list[str]:
+    """Files named as given, and the images and videos below named folders (recursively, sorted)."""
+    wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    out = []
+    for p in map(str, paths):
+        if os.path.isdir(p):
+            for root, dirs, names in os.walk(p):
+                dirs.sort()
+                out += [
+                    os.path.join(root, n)
+                    for n in sorted(names)
+                    if not n.startswith(".") and Path(n).suffix.lower() in wanted
+                ]
+        else:
+            out.append(p)
+    return out
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: counts, failures, and accuracy against labels when given."""
+
+    files: int = 0
+    failed: int = 0
+    with_face: int = 0
+    faces: int = 0
+    labelled: int = 0
+    correct: int = 0
+    first_labels: dict[str, str] = field(default_factory=dict)  # file -> largest face's label
+
+    def to_dict(self) -> dict:
+        d = {
+            "files": self.files,
+            "failed": self.failed,
+            "with_face": self.with_face,
+            "faces": self.faces,
+        }
+        if self.labelled:
+            d.update(
+                labelled=self.labelled,
+                correct=self.correct,
+                face_found_rate=self.with_face / max(1, self.files),
+                accuracy=self.correct / self.labelled,
+            )
+        return d
+
+
+def read_labels(path: str | os.PathLike) -> dict[str, str]:
+    """``file,label`` rows -> {file: label}; also keyed by base name, for files given by folder."""
+    from .labels import label_index
+
+    out: dict[str, str] = {}
+    with open(path, newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh), start=1):
+            if not row or (lineno == 1 and row[:2] == ["file", "label"]):
+                continue
+            if len(row) < 2:
+                raise ValueError(f"{path}:{lineno}: expected file,label")
+            try:
+                label_index(row[1])
+            except ValueError as e:
+                raise ValueError(f"{path}:{lineno}: {e}") from None
+            out[row[0]] = row[1].strip().lower()
+            out.setdefault(os.path.basename(row[0]), row[1].strip().lower())
+    return out
+
+
+def predict_paths(
+    rec: Recognizer,
+    paths: list[str],
+    *,
+    detect: bool = True,
+    out: str | None = None,
+    as_json: bool = False,
+    labels: dict[str, str] | None = None,
+    every: int = 1,
+    progress: bool = True,
+    emit: Callable[[str], None] = print,
+) -> BatchSummary:
+    """Run ``rec`` over every image and video below ``paths``."""
+    files = iter_inputs(paths)
+    summary = BatchSummary()
+    bar = None
+    if progress and len(files) > 1:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), unit="file", file=sys.stderr, leave=False, dynamic_ncols=True)
+    for f in files:
+        summary.files += 1
+        try:
+            if Path(f).suffix.lower() in VIDEO_SUFFIXES:
+                faces_by_frame = _predict_video(rec, f, detect, out, every, progress)
+            else:
+                rgb = load_image(f, max_pixels=rec.max_pixels)
+                faces_by_frame = [(None, rec.predict(rgb, detect=detect))]
+                if out:
+                    _save_annotated(rgb, faces_by_frame[0][1], f, out)
+        except (ImageError, OSError) as e:
+            summary.failed += 1
+            _warn(str(e) if str(e).startswith(f) else f"{f}: {e}")
+            continue
+        finally:
+            if bar:
+                bar.update()
+        all_faces = [face for _, faces in faces_by_frame for face in faces]
+        if not all_faces:
+            _warn(f"{f}: no face found")
+        summary.faces += len(all_faces)
+        summary.with_face += bool(all_faces)
+        for frame, faces in faces_by_frame:
+            for face in faces:
+                if as_json:
+                    emit(json.dumps({"file": f, "frame": frame, **face.to_dict()}))
+                else:
+                    b = face.box
+                    where = f"{f}" + (f" frame {frame}" if frame is not None else "")
+                    emit(
+                        f"{where}: {face.label} ({100 * face.confidence:.0f}%) at "
+                        f"x={b.x} y={b.y} w={b.w} h={b.h}"
+                    )
+        if labels is not None:
+            truth = labels.get(f) or labels.get(os.path.basename(f))
+            if truth is not None:
+                summary.labelled += 1
+                if all_faces:
+                    summary.first_labels[f] = all_faces[0].label
+                    summary.correct += all_faces[0].label == truth
+    if bar:
+        bar.close()
+    return summary
+
+
+def _warn(msg: str) -> None:
+    print(f"ferkit: {msg}", file=sys.stderr)
+
+
+def _save_annotated(rgb, faces: list[Face], src: str, out: str) -> None:
+    from PIL import Image
+
+    from .annotate import annotate
+    from .atomic import atomic_write
+
+    dest = Path(out) / Path(src).name
+    with atomic_write(dest) as fh:
+        Image.fromarray(annotate(rgb, faces)).save(fh, format=_format_for(dest))
+
+
+def _format_for(p: Path) -> str:
+    return {
+        ".jpg": "JPEG",
+        ".jpeg": "JPEG",
+        ".png": "PNG",
+        ".bmp": "BMP",
+        ".webp": "WEBP",
+        ".tif": "TIFF",
+        ".tiff": "TIFF",
+        ".gif": "GIF",
+    }.get(p.suffix.lower(), "PNG")
+
+
+def _predict_video(
+    rec: Recognizer, path: str, detect: bool, out: str | None, every: int, progress: bool
+) -> list[tuple[int, list[Face]]]:
+    """Faces per analysed frame (every ``every``-th); an annotated copy of the video in ``out``."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImageError(f"{path}: videos need OpenCV: pip install 'ferkit[detect]'") from None
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise ImageError(f"{path}: unreadable video")
+    writer, results, k = None, [], 0
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            if k % every == 0:
+                faces = rec.predict(bgr, color="bgr", detect=detect)
+                results.append((k, faces))
+            if out:
+                from .annotate import annotate
+
+                rgb = annotate(bgr[..., ::-1].copy(), results[-1][1] if results else [])
+                if writer is None:
+                    dest = Path(out) / (Path(path).stem + ".annotated.mp4")
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    h, w = rgb.shape[:2]
+                    writer = cv2.VideoWriter(
+                        str(dest), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+                    )
+                writer.write(rgb[..., ::-1].copy())
+            k += 1
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if k == 0:
+        raise ImageError(f"{path}: no frames could be read")
+    return results
+
+
+def run_camera(rec: Recognizer, index: int) -> None:
+    """A live window with the camera's faces labelled; q or Esc quits."""
+    try:
+        import cv2
+    except ImportError:
+        raise RuntimeError("--camera needs OpenCV with a GUI: pip install opencv-python") from None
+    from .annotate import annotate
+
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        raise RuntimeError(f"camera {index} could not be opened")
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            shown = annotate(bgr[..., ::-1].copy(), rec.predict(bgr, color="bgr"))[..., ::-1]
+            try:
+                cv2.imshow("ferkit", shown)
+            except cv2.error:
+                raise RuntimeError(
+                    "--camera needs a display and a GUI build of OpenCV "
+                    "(opencv-python, not opencv-python-headless)"
+                ) from None
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                break
+    finally:
+        cap.release()
+        cv2.destroyAllWindows()
+
+
+def summary_line(summary: BatchSummary) -> str:
+    return json.dumps({"summary": summary.to_dict()})

@@ -1,0 +1,118 @@
+"""Face detection behind a small interface, so that another detector can be plugged in.
+
+The default is OpenCV's Haar cascade, which ships inside the ``opencv-python-headless`` 4.x
+wheel (``cv2.data.haarcascades``) and so works offline; OpenCV 5 dropped ``CascadeClassifier``,
+hence the ``<5`` pin in the ``detect`` extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in pixels of the (orientation-corrected) image."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    def to_dict(self) -> dict[str, int]:
+        return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in a grey uint8 image (H, W)."""
+
+    def detect(self, grey: np.ndarray) -> list[Box]: ...
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade; large images are searched at a reduced size."""
+
+    def __init__(
+        self,
+        cascade: str = "haarcascade_frontalface_default.xml",
+        scale_factor: float = 1.1,
+        min_neighbors: int = 5,
+        min_face: float = 0.08,
+        max_side: int = 640,
+        min_side: int = 240,
+        pad: float = 0.2,
+    ):
+        try:
+            import cv2
+        except ImportError:
+            raise RuntimeError(
+                "face detection needs OpenCV: pip install 'ferkit[detect]'"
+            ) from None
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise RuntimeError(
+                "this OpenCV has no CascadeClassifier (OpenCV 5): "
+                "pip install 'opencv-python-headless<5'"
+            )
+        self._cv2 = cv2
+        self.classifier = cv2.CascadeClassifier(cv2.data.haarcascades + cascade)
+        if self.classifier.empty():
+            raise RuntimeError(f"OpenCV could not load the cascade {cascade}")
+        self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
+        self.min_face, self.max_side, self.min_side, self.pad = min_face, max_side, min_side, pad
+
+    def detect(self, grey: np.ndarray) -> list[Box]:
+        cv2 = self._cv2
+        h, w = grey.shape
+        # Large photos are searched smaller (speed); small ones larger, because the cascade's
+        # smallest window is 24 px and tightly cropped faces fill the whole picture.
+        scale = min(self.max_side / max(h, w), max(1.0, self.min_side / min(h, w)))
+        img = grey
+        if scale != 1.0:
+            size = (round(w * scale), round(h * scale))
+            img = cv2.resize(
+                grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            )
+        # A replicated border gives a face that fills the frame the context the cascade expects.
+        pad = round(self.pad * min(img.shape))
+        if pad:
+            img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        side = max(24, int(self.min_face * min(img.shape)))
+        found = self.classifier.detectMultiScale(
+            img,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(side, side),
+        )
+        boxes = []
+        for x, y, bw, bh in found if len(found) else []:
+            x0, y0 = max(0.0, (x - pad) / scale), max(0.0, (y - pad) / scale)
+            x1, y1 = min(w, (x + bw - pad) / scale), min(h, (y + bh - pad) / scale)
+            if x1 - x0 >= 4 and y1 - y0 >= 4:
+                boxes.append(Box(round(x0), round(y0), round(x1 - x0), round(y1 - y0)))
+        return sorted(boxes, key=lambda b: -b.area)
+
+
+_DETECTORS: dict[str, Callable[[], FaceDetector]] = {
+    "haar": HaarDetector,
+    "haar-alt2": lambda: HaarDetector("haarcascade_frontalface_alt2.xml", min_neighbors=3),
+}
+
+
+def list_detectors() -> list[str]:
+    return list(_DETECTORS)
+
+
+def create_detector(name: str = "haar") -> FaceDetector:
+    """A detector by name (see :func:`list_detectors`)."""
+    try:
+        return _DETECTORS[name]()
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r} (known: {', '.join(_DETECTORS)})") from None

@@ -1,0 +1,104 @@
+"""Reading photos safely: any common mode (16-bit, CMYK, RGBA, palette), EXIF orientation
+honoured, and a pixel limit against decompression bombs, each failure a clear ImageError."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+MAX_PIXELS = 50_000_000  #: default limit: a 50-megapixel photo is large; a bomb is far larger
+
+
+class ImageError(ValueError):
+    """An input that cannot be used as a photo (unreadable, truncated, too large, ...)."""
+
+
+ImageInput = str | os.PathLike | bytes | np.ndarray  # or a PIL.Image.Image
+
+
+def load_image(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Any supported input -> RGB uint8 (H, W, 3), upright as the EXIF orientation says.
+
+    ``color`` says how to read a 3-channel numpy array: ``rgb`` or ``bgr`` (OpenCV's order).
+    """
+    if isinstance(src, np.ndarray):
+        return _from_array(src, color)
+    from PIL import Image
+
+    if isinstance(src, Image.Image):
+        return _from_pil(src, max_pixels)
+    if isinstance(src, bytes | bytearray | memoryview):
+        fh, name = io.BytesIO(bytes(src)), "<bytes>"
+    elif isinstance(src, str | os.PathLike):
+        fh, name = Path(src), str(src)
+    else:
+        raise ImageError(f"cannot read an image from a {type(src).__name__}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fh) as im:
+                return _from_pil(im, max_pixels)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: refused as a decompression bomb ({e})") from None
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a folder") from None
+    except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+        raise ImageError(f"{name}: unreadable image ({e})") from None
+
+
+def _from_pil(im, max_pixels: int) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageError(
+            f"image is {w}x{h} = {w * h / 1e6:.1f} megapixels, over the limit of "
+            f"{max_pixels / 1e6:.0f} (a decompression-bomb guard)"
+        )
+    im.load()  # decode now, so a truncated file fails here
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        a = a / 257.0 if a.max(initial=0) > 255 else a
+        return np.repeat(np.clip(a, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        a = 255 * a if a.max(initial=0) <= 1.0 else a
+        return np.repeat(np.clip(a, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, rgba)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _from_array(a: np.ndarray, color: str) -> np.ndarray:
+    if color not in ("rgb", "bgr", "grey", "gray"):
+        raise ValueError(f"color must be 'rgb', 'bgr' or 'grey', not {color!r}")
+    if a.dtype == np.uint16:
+        a = (a / 257).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        a = np.clip(a * (255.0 if a.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        return np.repeat(a[..., None], 3, axis=2)
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        a = a[..., :3]
+        return np.ascontiguousarray(a[..., ::-1] if color == "bgr" else a)
+    if a.ndim == 3 and a.shape[2] == 1:
+        return np.repeat(a, 3, axis=2)
+    raise ImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4), not {a.shape}")
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma, as PIL's ``convert('L')`` and FER-2013's grey faces."""
+    r, g, b = (rgb[..., k].astype(np.float32) for k in range(3))
+    return np.clip(0.299 * r + 0.587 * g + 0.114 * b + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,151 @@
+"""From photos to emotions: detect faces, frame them as FER-2013 frames its faces, classify.
+
+Two calls from a photo to ``[(box, label, scores)]``::
+
+    rec = ferkit.Recognizer()              # the shipped model, or Recognizer("runs/x")
+    faces = rec.predict("photo.jpg")       # largest face first
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .detect import Box, FaceDetector, create_detector
+from .images import MAX_PIXELS, load_image, to_grey
+from .labels import IMAGE_SIZE
+
+#: Extra context around a Haar box on each side, as a fraction of the box side, so the crop is
+#: framed like FER-2013's faces (calibrated on wild-dev: see scripts/calibrate_margin.py).
+DEFAULT_MARGIN = 0.1
+
+
+@dataclass
+class Face:
+    """One recognised face."""
+
+    box: Box
+    label: str
+    scores: dict[str, float]
+    probabilities: dict[str, float]
+    confidence: float
+
+    def to_dict(self) -> dict:
+        """The ``predict --json`` object, without ``file``/``frame``."""
+        return {
+            "box": self.box.to_dict(),
+            "label": self.label,
+            "scores": self.scores,
+            "probabilities": self.probabilities,
+            "confidence": self.confidence,
+        }
+
+    def __iter__(self):  # unpacks as (box, label, scores), the shape users of `fer` expect
+        return iter((self.box, self.label, self.scores))
+
+
+def crop_face(grey: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """A square 48x48 crop around ``box`` with ``margin`` on each side; edges replicated."""
+    from PIL import Image
+
+    side = max(box.w, box.h) * (1 + 2 * margin)
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    x0, y0 = round(cx - side / 2), round(cy - side / 2)
+    s = max(1, round(side))
+    h, w = grey.shape
+    sub = grey[max(0, y0) : min(h, y0 + s), max(0, x0) : min(w, x0 + s)]
+    pad = ((max(0, -y0), max(0, y0 + s - h)), (max(0, -x0), max(0, x0 + s - w)))
+    if any(p for pair in pad for p in pair):
+        sub = np.pad(sub, pad, mode="edge")
+    return np.asarray(Image.fromarray(sub).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR))
+
+
+class Recognizer:
+    """A trained model plus a face detector: photos in, :class:`Face` lists out."""
+
+    def __init__(
+        self,
+        model=None,
+        device: str = "auto",
+        detector: str | FaceDetector = "haar",
+        views: str = "center",
+        margin: float = DEFAULT_MARGIN,
+        batch: int = 128,
+        max_pixels: int = MAX_PIXELS,
+    ):
+        from .checkpoint import load_model
+        from .device import autocast_dtype, resolve_device
+        from .model import FerModel
+
+        dev = resolve_device(device)
+        self.model = model.to(dev) if isinstance(model, FerModel) else load_model(model, dev)
+        if views not in ("center", "eval1"):
+            raise ValueError(f"views must be 'center' or 'eval1', not {views!r}")
+        self.views, self.margin, self.batch, self.max_pixels = views, margin, batch, max_pixels
+        self._detector_spec = detector
+        self._detector: FaceDetector | None = None
+        self._dtype = autocast_dtype(dev)
+
+    @property
+    def detector(self) -> FaceDetector:
+        """Created on first use, so ``detect=False`` work never needs OpenCV."""
+        if self._detector is None:
+            spec = self._detector_spec
+            self._detector = create_detector(spec) if isinstance(spec, str) else spec
+        return self._detector
+
+    def predict(self, image, color: str = "rgb", detect: bool = True) -> list[Face]:
+        """The faces in one image (path, bytes, PIL image or array), largest first."""
+        return self.predict_many([image], color=color, detect=detect)[0]
+
+    def predict_many(
+        self, images: Sequence, color: str = "rgb", detect: bool = True
+    ) -> list[list[Face]]:
+        """Faces of many images; every face of every image goes through the network in batches."""
+        crops, owners, boxes = [], [], []
+        for i, img in enumerate(images):
+            for box, crop in self.find_faces(img, color=color, detect=detect):
+                crops.append(crop)
+                owners.append(i)
+                boxes.append(box)
+        results: list[list[Face]] = [[] for _ in images]
+        for face, i in zip(
+            self.classify(np.stack(crops) if crops else None, boxes), owners, strict=True
+        ):
+            results[i].append(face)
+        return results
+
+    def find_faces(
+        self, image, color: str = "rgb", detect: bool = True
+    ) -> list[tuple[Box, np.ndarray]]:
+        """(box, 48x48 grey crop) for each face, largest first; the whole image if not ``detect``."""
+        grey = to_grey(load_image(image, color=color, max_pixels=self.max_pixels))
+        h, w = grey.shape
+        if not detect:
+            return [(Box(0, 0, w, h), crop_face(grey, Box(0, 0, w, h), margin=0.0))]
+        return [(b, crop_face(grey, b, self.margin)) for b in self.detector.detect(grey)]
+
+    @torch.no_grad()
+    def classify(self, faces48: np.ndarray | None, boxes: Sequence[Box]) -> list[Face]:
+        """Label 48x48 grey faces (N, 48, 48); ``boxes`` are carried into the results."""
+        if faces48 is None or len(faces48) == 0:
+            return []
+        avg = self.model.score(faces48, self.views, batch=self.batch, dtype=self._dtype)
+        probs = self.model.probabilities(avg)
+        labels = self.model.labels
+        out = []
+        for box, s, p in zip(boxes, avg.tolist(), probs.tolist(), strict=True):
+            k = int(np.argmax(s))
+            out.append(
+                Face(
+                    box,
+                    labels[k],
+                    dict(zip(labels, s, strict=True)),
+                    dict(zip(labels, p, strict=True)),
+                    p[k],
+                )
+            )
+        return out

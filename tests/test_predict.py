@@ -1,0 +1,236 @@
+"""The photo pipeline on a real face: scikit-image's public-domain astronaut photo (NASA)."""
+
+import io
+import json
+import subprocess
+import sys
+from importlib.resources import files
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import ferkit
+from ferkit.detect import Box
+from ferkit.images import ImageError, load_image
+from ferkit.predict import crop_face
+
+pytest.importorskip("cv2")
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    p = files("skimage") / "data" / "astronaut.png"
+    if not p.is_file():
+        pytest.skip("scikit-image's astronaut.png is not installed")
+    return np.asarray(Image.open(str(p)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def rec(tiny_run):
+    return ferkit.Recognizer(tiny_run)
+
+
+@pytest.fixture
+def photo(astronaut, tmp_path):
+    p = tmp_path / "astronaut.jpg"
+    Image.fromarray(astronaut).save(p, quality=92)
+    return p
+
+
+def test_finds_the_face_and_labels_it(rec, photo):
+    faces = rec.predict(photo)
+    assert len(faces) >= 1
+    f = faces[0]
+    # the astronaut's face is around x 170-270, y 40-160 in the 512x512 photo
+    assert 140 < f.box.x + f.box.w / 2 < 300 and 40 < f.box.y + f.box.h / 2 < 170
+    assert f.label in ferkit.LABELS
+    assert list(f.probabilities) == list(ferkit.LABELS)
+    assert sum(f.probabilities.values()) == pytest.approx(1, abs=1e-5)
+    assert f.confidence == max(f.probabilities.values()) == f.probabilities[f.label]
+    box, label, scores = f  # fer-style unpacking
+    assert label == f.label and scores == f.scores
+
+
+def test_every_input_kind_gives_the_same_answer(rec, photo, astronaut):
+    rgb = load_image(photo)
+    ref = rec.predict(photo)[0]
+    for src, color in [
+        (rgb, "rgb"),
+        (rgb[..., ::-1].copy(), "bgr"),
+        (photo.read_bytes(), "rgb"),
+        (Image.open(photo), "rgb"),
+        (str(photo), "rgb"),
+    ]:
+        got = rec.predict(src, color=color)[0]
+        assert got.box == ref.box and got.label == ref.label
+        assert got.scores == pytest.approx(ref.scores, abs=1e-5)
+
+
+def test_batch_equals_one_by_one(rec, photo, astronaut):
+    many = rec.predict_many([photo, astronaut[:, ::-1].copy(), photo])
+    assert many[0][0].scores == pytest.approx(rec.predict(photo)[0].scores, abs=1e-5)
+    assert many[2][0].scores == pytest.approx(many[0][0].scores, abs=1e-5)
+
+
+def test_no_detect_treats_input_as_a_face(rec, astronaut):
+    face = astronaut[40:170, 160:290]
+    (f,) = rec.predict(face, detect=False)
+    assert f.box == Box(0, 0, 130, 130)
+
+
+def test_crop_face_pads_at_the_border():
+    grey = np.full((100, 100), 200, np.uint8)
+    crop = crop_face(grey, Box(80, 80, 30, 30), margin=0.5)
+    assert crop.shape == (48, 48) and (crop == 200).all()
+
+
+def test_cli_json_matches_api(rec, tiny_run, photo):
+    r = run_cli("predict", str(photo), "--model", str(tiny_run), "--json")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    api = rec.predict(photo)
+    assert len(rows) == len(api)
+    for row, f in zip(rows, api, strict=True):
+        assert row["file"] == str(photo) and row["frame"] is None
+        assert row["box"] == f.box.to_dict() and row["label"] == f.label
+        assert row["scores"] == pytest.approx(f.scores, abs=1e-5)
+        assert set(row) == {
+            "file",
+            "frame",
+            "box",
+            "label",
+            "scores",
+            "probabilities",
+            "confidence",
+        }
+
+
+def test_annotated_copy_and_labels_summary(tiny_run, photo, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,label\nastronaut.jpg,happy\n")
+    out = tmp_path / "ann"
+    r = run_cli(
+        "predict",
+        str(photo.parent),
+        "--model",
+        str(tiny_run),
+        "--out",
+        str(out),
+        "--labels",
+        str(labels),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.splitlines()[-1])["summary"]
+    assert summary["files"] == 1 and summary["with_face"] == 1 and summary["labelled"] == 1
+    assert summary["correct"] in (0, 1) and "largest face's label right" in r.stderr
+    ann = np.asarray(Image.open(out / "astronaut.jpg"))
+    assert ann.shape == np.asarray(Image.open(photo)).shape
+    assert (
+        np.abs(ann.astype(int) - np.asarray(Image.open(photo)).astype(int)).max() > 100
+    )  # drawn on
+
+
+def _save(tmp_path, name, im, **kw):
+    p = tmp_path / name
+    im.save(p, **kw)
+    return p
+
+
+@pytest.mark.parametrize("mode", ["I;16", "CMYK", "RGBA", "P", "L"])
+def test_image_modes_are_read(rec, astronaut, tmp_path, mode):
+    im = Image.fromarray(astronaut)
+    if mode == "I;16":
+        a16 = np.asarray(im.convert("L")).astype(np.uint16) * 257
+        im = Image.fromarray(a16)
+        assert im.mode.startswith("I;16")
+        p = _save(tmp_path, "a16.png", im)
+    elif mode == "CMYK":
+        p = _save(tmp_path, "cmyk.jpg", im.convert("CMYK"))
+    elif mode == "RGBA":
+        im = im.convert("RGBA")
+        p = _save(tmp_path, "rgba.png", im)
+    else:
+        p = _save(tmp_path, f"{mode}.png", im.convert(mode))
+    assert Image.open(p).mode.startswith(mode[:3]) or mode == "I;16"
+    assert len(rec.predict(p)) >= 1
+
+
+def test_exif_orientation_is_honoured(rec, astronaut, tmp_path):
+    upright = rec.predict(astronaut)[0].box
+    # stored turned by 90 degrees, with the EXIF tag that says how to turn it back
+    stored = Image.fromarray(astronaut).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    p = tmp_path / "rotated.jpg"
+    stored.save(p, exif=exif, quality=95)
+    got = rec.predict(p)[0].box
+    assert abs(got.x - upright.x) < 12 and abs(got.y - upright.y) < 12
+
+
+def test_unreadable_truncated_and_no_face_go_on(tiny_run, photo, tmp_path):
+    (tmp_path / "notes.jpg").write_text("this is not an image")
+    data = photo.read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    Image.new("RGB", (300, 300), (128, 128, 128)).save(tmp_path / "blank.png")
+    Image.new("RGB", (6, 5), (20, 20, 20)).save(tmp_path / "tiny.png")
+    r = run_cli("predict", str(tmp_path), "--model", str(tiny_run), "--json")
+    assert r.returncode == 1  # unreadable inputs make the status 1 ...
+    files_done = {json.loads(line)["file"] for line in r.stdout.splitlines()}
+    assert files_done == {str(photo)}  # ... and the batch went on
+    err = r.stderr
+    assert f"{tmp_path / 'notes.jpg'}: unreadable image" in err
+    assert f"{tmp_path / 'truncated.jpg'}: unreadable image" in err
+    assert f"{tmp_path / 'blank.png'}: no face found" in err
+    assert f"{tmp_path / 'tiny.png'}: no face found" in err
+    assert "Traceback" not in err
+
+
+def test_no_face_alone_is_exit_0(tiny_run, tmp_path):
+    Image.new("RGB", (300, 300), (128, 128, 128)).save(tmp_path / "blank.png")
+    r = run_cli("predict", str(tmp_path / "blank.png"), "--model", str(tiny_run))
+    assert r.returncode == 0 and "no face found" in r.stderr
+
+
+def test_oversized_image_is_refused(tiny_run, photo):
+    r = run_cli("predict", str(photo), "--model", str(tiny_run), "--max-megapixels", "0.1")
+    assert r.returncode == 1
+    assert "512x512 = 0.3 megapixels, over the limit of 0 (a decompression-bomb guard)" in r.stderr
+    with pytest.raises(ImageError, match="decompression-bomb"):
+        load_image(photo, max_pixels=1000)
+
+
+def test_video_frames_and_annotated_video(tiny_run, astronaut, tmp_path):
+    import cv2
+
+    video = tmp_path / "clip.mp4"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (512, 512))
+    for k in range(4):
+        w.write(np.ascontiguousarray(np.roll(astronaut, 8 * k, axis=1)[..., ::-1]))
+    w.release()
+    out = tmp_path / "ann"
+    r = run_cli("predict", str(video), "--model", str(tiny_run), "--json", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert sorted({row["frame"] for row in rows}) == [0, 1, 2, 3]
+    cap = cv2.VideoCapture(str(out / "clip.annotated.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+
+
+def test_camera_without_gui_is_a_clear_error(tiny_run):
+    r = run_cli("predict", "--camera", "0", "--model", str(tiny_run))
+    assert r.returncode == 2 and "camera" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bytes_that_are_not_an_image():
+    with pytest.raises(ImageError, match="<bytes>: unreadable image"):
+        load_image(b"GIF89a broken")
+    with pytest.raises(ImageError):
+        load_image(io.BytesIO)  # not an image source at all
