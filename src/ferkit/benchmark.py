@@ -7,7 +7,7 @@ import time
 
 import torch
 
-BENCHMARKS = ("train", "predict")
+BENCHMARKS = ("train", "predict", "serve")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +36,8 @@ def run(what: str, args: argparse.Namespace) -> dict:
         return bench_train(args.arch, args.batch_size, args.steps, args.device)
     if what == "predict":
         return bench_predict(args.model, args.arch, args.photo, args.device)
+    if what == "serve":
+        return bench_serve(args.model, args.photo, args.clients, args.requests)
     raise ValueError(f"unknown benchmark {what!r}")
 
 
@@ -114,15 +116,32 @@ def _best_of(fn, repeat: int, inner: int = 1) -> float:
     return statistics.median(times)
 
 
+def photo_640x480(photo: str | None = None) -> bytes:
+    """A 640x480 JPEG with one face: ``photo`` (default: scikit-image's astronaut) on a grey canvas."""
+    import io
+
+    from PIL import Image
+
+    if photo is None:
+        from importlib.resources import files
+
+        photo = str(files("skimage") / "data" / "astronaut.png")
+    img = Image.open(photo).convert("RGB")
+    canvas = Image.new("RGB", (640, 480), (90, 90, 90))
+    img.thumbnail((480, 480))
+    canvas.paste(img, ((640 - img.width) // 2, 0))
+    buf = io.BytesIO()
+    canvas.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
 def bench_predict(
     model_path: str | None, arch: str, photo: str | None, device: str = "auto"
 ) -> dict:
     """One face's latency (batch 1, centre view), faces/s at batch 256, and a 640x480 photo
     end to end (decode + detect + classify), after warm-up."""
-    import io
 
     import numpy as np
-    from PIL import Image
 
     from .checkpoint import load_model, shipped_model_path
     from .model import FerModel, ModelMeta
@@ -139,17 +158,7 @@ def bench_predict(
             "untrained",
         )
     rec = Recognizer(model, device=device)
-    if photo is None:
-        from importlib.resources import files
-
-        photo = str(files("skimage") / "data" / "astronaut.png")
-    img = Image.open(photo).convert("RGB")
-    canvas = Image.new("RGB", (640, 480), (90, 90, 90))
-    img.thumbnail((480, 480))
-    canvas.paste(img, ((640 - img.width) // 2, 0))
-    buf = io.BytesIO()
-    canvas.save(buf, format="JPEG", quality=90)
-    jpeg = buf.getvalue()
+    jpeg = photo_640x480(photo)
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48)).astype(np.uint8)
     one = faces[:1]
     for _ in range(3):  # warm-up
@@ -169,3 +178,77 @@ def bench_predict(
         "faces_per_s_batch256": round(256 / batch_s, 1),
         "photo_640x480_ms": round(photo_ms, 1),
     }
+
+
+def bench_serve(model: str | None, photo: str | None, clients: int, requests: int) -> dict:
+    """Start ``ferkit serve`` on loopback, drive it with ``clients`` concurrent clients for
+    ``requests`` POSTs of a 640x480 photo; throughput, latency percentiles, errors (503 counts)."""
+    import http.client
+    import socket
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    jpeg = photo_640x480(photo)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "ferkit.cli", "serve", "--port", str(port), "--quiet"]
+    if model:
+        cmd += ["--model", model]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_healthy(port, server)
+
+        def one(_):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            t0 = time.perf_counter()
+            try:
+                conn.request(
+                    "POST", "/v1/predict", body=jpeg, headers={"Content-Type": "image/jpeg"}
+                )
+                status = conn.getresponse().status
+            except OSError:
+                status = 0
+            finally:
+                conn.close()
+            return time.perf_counter() - t0, status
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(one, range(requests)))
+        wall = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    lat = np.array([r[0] for r in results])
+    errors = sum(r[1] != 200 for r in results)
+    return {
+        "benchmark": "serve",
+        "clients": clients,
+        "requests": requests,
+        "errors": int(errors),
+        "requests_per_s": round(requests / wall, 1),
+        "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
+        "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1),
+        "seconds": round(wall, 1),
+    }
+
+
+def _wait_healthy(port: int, server, timeout: float = 120) -> None:
+    import http.client
+
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-500:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the server did not become healthy in time")

@@ -155,6 +155,36 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_INPUT if summary.failed else 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .serve import ServeConfig, create_app
+    except ImportError:
+        raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
+    from .predict import Recognizer
+
+    if args.queue < 1 or args.max_upload_mb <= 0:
+        raise UsageError("--queue and --max-upload-mb must be positive")
+    rec = Recognizer(args.model, device=args.device)
+    cfg = ServeConfig(
+        max_upload_mb=args.max_upload_mb,
+        queue=args.queue,
+        max_pixels=int(args.max_megapixels * 1e6),
+        cors_origins=tuple(args.cors or ()),
+    )
+    print(
+        f"ferkit: serving on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr
+    )
+    uvicorn.run(
+        create_app(rec, cfg),
+        host=args.host,
+        port=args.port,
+        log_level="warning" if args.quiet else "info",
+    )
+    return 0
+
+
 def _cmd_augment_preview(args: argparse.Namespace) -> int:
     from .figures import augment_preview
 
@@ -358,6 +388,31 @@ def build_parser() -> argparse.ArgumentParser:
         "opencv-python; the headless build in ferkit[detect] cannot open windows)",
     )
     sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+    sp = add(
+        "serve",
+        _cmd_serve,
+        "an HTTP API and a web page (photo upload or live webcam)",
+        "Serve POST /v1/predict, GET /v1/model, GET /healthz, the API docs at /docs and a web "
+        "page at / (choose or drop a photo, or use the webcam; browsers allow the webcam only on "
+        "localhost or https). Everything is served locally: no CDN, no internet.",
+    )
+    sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sp.add_argument("--port", type=int, default=8000, help="port to listen on")
+    sp.add_argument("--max-upload-mb", type=float, default=10, help="larger uploads get 413")
+    sp.add_argument("--max-megapixels", type=float, default=40, help="larger images get 413")
+    sp.add_argument(
+        "--queue",
+        type=int,
+        default=16,
+        help="requests admitted at once (running + waiting); more get 503",
+    )
+    sp.add_argument(
+        "--cors", nargs="+", metavar="ORIGIN", help="allow these origins (CORS is off by default)"
+    )
+    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    sp.add_argument("--quiet", action="store_true", help="no access log")
 
     sp = add(
         "augment-preview", _cmd_augment_preview, "draw faces beside augmented versions (Fig. 1)"

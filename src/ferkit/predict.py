@@ -97,12 +97,14 @@ class Recognizer:
             self._detector = create_detector(spec) if isinstance(spec, str) else spec
         return self._detector
 
-    def predict(self, image, color: str = "rgb", detect: bool = True) -> list[Face]:
+    def predict(
+        self, image, color: str = "rgb", detect: bool = True, views: str | None = None
+    ) -> list[Face]:
         """The faces in one image (path, bytes, PIL image or array), largest first."""
-        return self.predict_many([image], color=color, detect=detect)[0]
+        return self.predict_many([image], color=color, detect=detect, views=views)[0]
 
     def predict_many(
-        self, images: Sequence, color: str = "rgb", detect: bool = True
+        self, images: Sequence, color: str = "rgb", detect: bool = True, views: str | None = None
     ) -> list[list[Face]]:
         """Faces of many images; every face of every image goes through the network in batches."""
         crops, owners, boxes = [], [], []
@@ -112,9 +114,8 @@ class Recognizer:
                 owners.append(i)
                 boxes.append(box)
         results: list[list[Face]] = [[] for _ in images]
-        for face, i in zip(
-            self.classify(np.stack(crops) if crops else None, boxes), owners, strict=True
-        ):
+        faces = self.classify(np.stack(crops) if crops else None, boxes, views)
+        for face, i in zip(faces, owners, strict=True):
             results[i].append(face)
         return results
 
@@ -129,11 +130,14 @@ class Recognizer:
         return [(b, crop_face(grey, b, self.margin)) for b in self.detector.detect(grey)]
 
     @torch.no_grad()
-    def classify(self, faces48: np.ndarray | None, boxes: Sequence[Box]) -> list[Face]:
+    def classify(
+        self, faces48: np.ndarray | None, boxes: Sequence[Box], views: str | None = None
+    ) -> list[Face]:
         """Label 48x48 grey faces (N, 48, 48); ``boxes`` are carried into the results."""
         if faces48 is None or len(faces48) == 0:
             return []
-        avg = self.model.score(faces48, self.views, batch=self.batch, dtype=self._dtype)
+        views = views or self.views
+        avg = self.model.score(faces48, views, batch=self.batch, dtype=self._dtype)
         probs = self.model.probabilities(avg)
         labels = self.model.labels
         out = []

@@ -1,0 +1,188 @@
+"""The FastAPI application (imported only by ``ferkit serve``: fastapi is an optional extra). Inference runs in one worker thread behind a bounded queue, so the
+event loop stays responsive and overload is a fast 503, never a pile-up; bad input is a JSON
+error with 400/413/415/422, never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ..images import ImageError
+from ..predict import Recognizer
+
+STATIC = files("ferkit.serve") / "static"
+
+
+@dataclass
+class ServeConfig:
+    """Server limits; INTERFACE.md's flags map onto these."""
+
+    max_upload_mb: float = 10.0
+    queue: int = 16  # requests admitted at once (running + waiting); more get 503
+    max_pixels: int = 40_000_000
+    cors_origins: tuple[str, ...] = ()
+
+
+class _Admission:
+    """A counter of admitted requests: over the limit is refused at once (no waiting)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.n, self._lock = limit, 0, threading.Lock()
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self.n >= self.limit:
+                return False
+            self.n += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.n -= 1
+
+
+def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
+    """The ASGI app serving ``recognizer``."""
+    from ..checkpoint import meta_dict
+
+    cfg = config or ServeConfig()
+    recognizer.max_pixels = cfg.max_pixels
+    app = FastAPI(
+        title="ferkit",
+        version=_version(),
+        docs_url=None,
+        redoc_url=None,
+        description="Facial expression recognition (BKVGG CNNs on FER-2013).",
+    )
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferkit-infer")
+    admission = _Admission(cfg.queue)
+    limit = int(cfg.max_upload_mb * 1024 * 1024)
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cfg.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    _mount_swagger(app)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request, exc):  # 422 with the INTERFACE's {"error": ...} shape
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return error(422, f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/model")
+    async def model_info() -> dict:
+        return meta_dict(recognizer.model)
+
+    @app.post("/v1/predict", responses={400: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+    async def predict(
+        request: Request,
+        views: Literal["center", "eval1"] = Query("center"),
+        detect: bool = Query(True),
+    ):
+        """The faces in an image sent as multipart field ``file`` or as the raw body."""
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            return error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
+        data = bytes(body)
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            data = await _multipart_file(request, data)
+            if isinstance(data, str):
+                return error(422, data)
+        if not data:
+            return error(
+                400, "empty upload: send an image as multipart field 'file' or as the body"
+            )
+        if not admission.try_enter():
+            return error(503, "server busy: too many requests queued, retry shortly")
+        try:
+            loop = asyncio.get_running_loop()
+            width, height, faces = await loop.run_in_executor(
+                pool, _infer, recognizer, data, views, detect
+            )
+        except ImageError as e:
+            msg = str(e).replace("<bytes>: ", "")
+            return error(
+                413 if "decompression-bomb" in msg or "decompression bomb" in msg else 415, msg
+            )
+        finally:
+            admission.leave()
+        return {"width": width, "height": height, "faces": [f.to_dict() for f in faces]}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index():
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="ferkit API",
+            swagger_js_url="/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/swagger/swagger-ui.css",
+            swagger_favicon_url="/swagger/favicon-32x32.png",
+        )
+
+    app.state.admission = admission
+    return app
+
+
+def _infer(recognizer: Recognizer, data: bytes, views: str, detect: bool):
+    from ..images import load_image
+
+    rgb = load_image(data, max_pixels=recognizer.max_pixels)
+    return rgb.shape[1], rgb.shape[0], recognizer.predict(rgb, detect=detect, views=views)
+
+
+async def _multipart_file(request, data: bytes) -> bytes | str:
+    """The ``file`` field of an already-read multipart body, or an error message."""
+    request._body = data  # Starlette re-reads a cached body when parsing the form
+    try:
+        form = await request.form()
+    except Exception as e:  # malformed multipart: the client's fault
+        return f"malformed multipart body ({e.__class__.__name__})"
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        return "multipart body without a 'file' field"
+    return await upload.read()
+
+
+def _mount_swagger(app) -> None:
+    """Swagger UI's assets from the swagger-ui-bundle wheel: the docs work offline."""
+    try:
+        import swagger_ui_bundle
+    except ImportError:
+        return
+    app.mount("/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

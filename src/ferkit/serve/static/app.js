@@ -1,0 +1,128 @@
+// ferkit's page: send a photo (or webcam frames) to POST /v1/predict and draw the answer.
+"use strict";
+
+const LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
+const COLOURS = { angry: "#dc2828", disgust: "#78a01e", fear: "#963cc8", happy: "#fabe00",
+                  sad: "#286ee6", surprise: "#f06e14", neutral: "#969696" };
+const canvas = document.getElementById("view");
+const ctx = canvas.getContext("2d");
+const status = document.getElementById("status");
+const video = document.getElementById("video");
+let streaming = false;
+
+function query() {
+  return document.getElementById("eval1").checked ? "?views=eval1" : "?views=center";
+}
+
+async function predict(blob) {
+  const res = await fetch("/v1/predict" + query(), { method: "POST", body: blob,
+    headers: { "Content-Type": blob.type || "application/octet-stream" } });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error || res.statusText);
+  return body;
+}
+
+function draw(source, answer) {
+  canvas.width = answer.width;
+  canvas.height = answer.height;
+  ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
+  const size = Math.max(12, Math.round(canvas.height / 32));
+  ctx.font = `${size}px system-ui, sans-serif`;
+  ctx.lineWidth = Math.max(2, canvas.height / 250);
+  for (const f of answer.faces) {
+    const { x, y, w, h } = f.box;
+    const colour = COLOURS[f.label] || "#0c0";
+    ctx.strokeStyle = colour;
+    ctx.strokeRect(x, y, w, h);
+    const text = `${f.label} ${Math.round(100 * f.confidence)}%`;
+    ctx.fillStyle = colour;
+    ctx.fillRect(x, Math.max(0, y - size - 6), ctx.measureText(text).width + 8, size + 6);
+    ctx.fillStyle = "#000";
+    ctx.fillText(text, x + 4, Math.max(size, y - 5));
+    const barH = Math.max(6, size * 0.6), width = Math.max(60, w);
+    let by = Math.min(y + h + 4, canvas.height - 7 * (barH + 2));
+    for (const label of LABELS) {
+      const p = f.probabilities[label];
+      ctx.fillStyle = "rgba(0,0,0,0.7)";
+      ctx.fillRect(x, by, width, barH);
+      ctx.fillStyle = COLOURS[label];
+      ctx.fillRect(x, by, width * p, barH);
+      ctx.fillStyle = "#fff";
+      ctx.font = `${Math.round(barH)}px system-ui, sans-serif`;
+      ctx.fillText(label, x + 2, by + barH - 1);
+      by += barH + 2;
+    }
+    ctx.font = `${size}px system-ui, sans-serif`;
+  }
+  const list = document.getElementById("faces");
+  list.replaceChildren(...answer.faces.map((f, i) => {
+    const li = document.createElement("li");
+    li.textContent = `face ${i + 1}: ${f.label} (${Math.round(100 * f.confidence)}%)`;
+    li.className = "face";
+    return li;
+  }));
+  document.getElementById("hint").hidden = true;
+}
+
+async function showFile(file) {
+  if (!file) return;
+  status.textContent = "Analysing…";
+  try {
+    const img = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const answer = await predict(file);
+    draw(img, answer);
+    status.textContent = answer.faces.length ? `${answer.faces.length} face(s) found.` : "No face found.";
+  } catch (e) {
+    status.textContent = "Error: " + e.message;
+  }
+}
+
+document.getElementById("file").addEventListener("change", (e) => showFile(e.target.files[0]));
+const drop = document.getElementById("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  showFile(e.dataTransfer.files[0]);
+});
+
+async function cameraLoop() {
+  const grab = document.createElement("canvas");
+  while (streaming) {
+    grab.width = video.videoWidth;
+    grab.height = video.videoHeight;
+    grab.getContext("2d").drawImage(video, 0, 0);
+    const blob = await new Promise((r) => grab.toBlob(r, "image/jpeg", 0.85));
+    try {
+      draw(grab, await predict(blob));
+      status.textContent = "Webcam: live.";
+    } catch (e) {
+      status.textContent = "Error: " + e.message;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+document.getElementById("camera").addEventListener("click", async (e) => {
+  if (streaming) {
+    streaming = false;
+    video.srcObject.getTracks().forEach((t) => t.stop());
+    e.target.textContent = "Start webcam";
+    status.textContent = "Webcam stopped.";
+    return;
+  }
+  if (!navigator.mediaDevices || !window.isSecureContext) {
+    status.textContent = "The webcam needs localhost or https (see the note below).";
+    return;
+  }
+  try {
+    video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+    await video.play();
+    streaming = true;
+    e.target.textContent = "Stop webcam";
+    cameraLoop();
+  } catch (err) {
+    status.textContent = "Webcam unavailable: " + err.message;
+  }
+});

@@ -1,0 +1,206 @@
+"""The HTTP API through an in-process client, and the page in a real headless Chromium."""
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from importlib.resources import files
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("cv2")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import ferkit  # noqa: E402
+from ferkit.serve import ServeConfig, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def jpeg() -> bytes:
+    p = files("skimage") / "data" / "astronaut.png"
+    buf = io.BytesIO()
+    Image.open(str(p)).convert("RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def rec(tiny_run):
+    return ferkit.Recognizer(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def client(rec):
+    return TestClient(create_app(rec, ServeConfig(max_upload_mb=1, max_pixels=2_000_000)))
+
+
+def test_health_and_model(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    m = client.get("/v1/model").json()
+    assert (
+        m["arch"] == "bkstart" and m["labels"] == list(ferkit.LABELS) and m["params"] == 7_170_983
+    )
+
+
+def test_predict_multipart_and_raw_agree_with_the_api(client, rec, jpeg):
+    a = client.post("/v1/predict", files={"file": ("a.jpg", jpeg, "image/jpeg")})
+    b = client.post("/v1/predict", content=jpeg, headers={"Content-Type": "image/jpeg"})
+    assert a.status_code == b.status_code == 200
+    assert a.json() == b.json()
+    body = a.json()
+    assert (body["width"], body["height"]) == (512, 512)
+    api = rec.predict(jpeg)
+    assert [f["box"] for f in body["faces"]] == [f.box.to_dict() for f in api]
+    f = body["faces"][0]
+    assert set(f) == {"box", "label", "scores", "probabilities", "confidence"}
+    assert f["label"] == api[0].label
+
+
+def test_query_options(client, jpeg):
+    r = client.post("/v1/predict?views=eval1&detect=false", content=jpeg)
+    assert r.status_code == 200 and r.json()["faces"][0]["box"] == {
+        "x": 0,
+        "y": 0,
+        "w": 512,
+        "h": 512,
+    }
+    r = client.post("/v1/predict?views=eval9", content=jpeg)
+    assert r.status_code == 422 and "views" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        (b"", {}, 400, "empty upload"),
+        (b"plain text, not a picture", {"Content-Type": "text/plain"}, 415, "unreadable image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, {}, 415, "unreadable image"),
+        (b"x" * (1024 * 1024 + 1), {}, 413, "over the limit of 1 MB"),
+    ],
+)
+def test_bad_uploads_are_json_errors(client, body, headers, status, message):
+    r = client.post("/v1/predict", content=body, headers=headers)
+    assert r.status_code == status
+    assert message in r.json()["error"]
+
+
+def test_pixel_limit_is_413(client):
+    buf = io.BytesIO()
+    Image.new("L", (2000, 1500)).save(buf, format="PNG")  # 3 MP, small file
+    r = client.post("/v1/predict", content=buf.getvalue())
+    assert r.status_code == 413 and "megapixels" in r.json()["error"]
+
+
+def test_multipart_without_file_field(client, jpeg):
+    r = client.post("/v1/predict", files={"photo": ("a.jpg", jpeg, "image/jpeg")})
+    assert r.status_code == 422 and "'file'" in r.json()["error"]
+
+
+def test_queue_full_is_503(rec, jpeg):
+    app = create_app(rec, ServeConfig(queue=1))
+    app.state.admission.n = 1  # one request is already admitted
+    r = TestClient(app).post("/v1/predict", content=jpeg)
+    assert r.status_code == 503 and "busy" in r.json()["error"]
+
+
+def test_no_cors_by_default_and_on_request(rec):
+    plain = TestClient(create_app(rec)).get("/healthz", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in plain.headers
+    app = create_app(rec, ServeConfig(cors_origins=("http://ok.example",)))
+    r = TestClient(app).get("/healthz", headers={"Origin": "http://ok.example"})
+    assert r.headers["access-control-allow-origin"] == "http://ok.example"
+
+
+def test_page_docs_and_schema_are_local(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert 'src="http' not in page.text and 'href="http' not in page.text  # no CDN, nothing remote
+    assert client.get("/static/app.js").status_code == 200
+    docs = client.get("/docs").text
+    assert "/swagger/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+    assert client.get("/swagger/swagger-ui-bundle.js").status_code == 200
+    assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_page_in_headless_chromium(tiny_run, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    photo = tmp_path / "astronaut.jpg"
+    Image.open(str(files("skimage") / "data" / "astronaut.png")).convert("RGB").save(photo)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ferkit.cli",
+            "serve",
+            "--model",
+            str(tiny_run),
+            "--port",
+            str(port),
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        from ferkit.benchmark import _wait_healthy
+
+        _wait_healthy(port, server)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.set_input_files("#file", str(photo))
+            page.wait_for_selector("#faces li.face", timeout=60_000)
+            text = page.inner_text("#faces")
+            assert any(label in text for label in ferkit.LABELS)
+            # the label was drawn: the canvas now differs from the bare photo around the face
+            drawn = page.evaluate("""() => {
+                const c = document.getElementById('view');
+                return [c.width, c.height, c.toDataURL('image/png').length];
+            }""")
+            assert drawn[:2] == [512, 512] and drawn[2] > 10_000
+            shot = tmp_path / "page.png"
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+        assert np.asarray(Image.open(shot)).std() > 10
+        if keep := os.environ.get("FERKIT_SCREENSHOT"):  # how docs/serve-screenshot.png is made
+            shutil.copy(shot, keep)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_benchmark_serve_small(tiny_run):
+    from ferkit.benchmark import bench_serve
+
+    r = bench_serve(str(tiny_run), None, clients=2, requests=6)
+    assert r["requests"] == 6 and r["errors"] == 0
+    assert r["p99_ms"] >= r["p50_ms"] > 0 and r["requests_per_s"] > 0
+
+
+def test_serve_cli_needs_a_model_or_says_so(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", "serve", "--model", str(tmp_path / "no")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1 and "no such model file" in r.stderr
