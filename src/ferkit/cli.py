@@ -185,6 +185,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import Budget, reproduce
+
+    budget = Budget(epochs=args.epochs, schedule=args.schedule, lr=args.lr, threads=args.threads)
+    text = reproduce(args.data, args.out, args.experiments, budget, args.summaries, args.report)
+    print(f"ferkit: wrote {args.report} ({len(text.splitlines())} lines)", file=sys.stderr)
+    return 0
+
+
 def _cmd_augment_preview(args: argparse.Namespace) -> int:
     from .figures import augment_preview
 
@@ -413,6 +422,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sp.add_argument("--quiet", action="store_true", help="no access log")
+
+    from .reproduce import EXPERIMENTS
+
+    sp = add(
+        "reproduce",
+        _cmd_reproduce,
+        "run the paper's experiments and regenerate REPRODUCTION.md",
+        "Train and evaluate every model of Tables IV-IX (skipping finished ones, resuming "
+        "interrupted ones), write one summary JSON per experiment and regenerate REPRODUCTION.md "
+        "from the summaries. Experiments: " + ", ".join(e.name for e in EXPERIMENTS) + ".",
+    )
+    sp.add_argument("--data", required=True, help="FER-2013 CSV or image folder")
+    sp.add_argument("--out", required=True, help="folder for the runs and figures")
+    sp.add_argument("--experiments", nargs="+", metavar="NAME", help="which (default: all)")
+    sp.add_argument("--epochs", type=int, default=60, help="training budget per experiment")
+    sp.add_argument("--schedule", default="onecycle", choices=["plateau", "onecycle", "cosine"])
+    sp.add_argument("--lr", type=float, default=0.01, help="(peak) learning rate")
+    sp.add_argument("--threads", type=int, help="CPU threads for torch")
+    sp.add_argument("--summaries", default="reproduction", help="folder of the summary JSON files")
+    sp.add_argument("--report", default="REPRODUCTION.md", help="the report to regenerate")
 
     sp = add(
         "augment-preview", _cmd_augment_preview, "draw faces beside augmented versions (Fig. 1)"

@@ -1,0 +1,328 @@
+"""``ferkit reproduce``: every training and evaluation behind the paper's Tables III-IX, each
+summarised in a small JSON file, and ``REPRODUCTION.md`` regenerated from those summaries.
+
+Finished experiments are skipped, interrupted ones resumed (their runs are ordinary resumable
+``ferkit train`` runs), so the command can be re-run until everything is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import atomic_write
+from .labels import LABELS
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One trained model of the paper and how it is tested; ``paper`` = (public %, private %)."""
+
+    name: str
+    table: str
+    arch: str
+    loss: str
+    augment: bool
+    methods: tuple[str, ...]
+    paper: dict[str, tuple[float, float]]  # method -> (public, private)
+
+
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment(
+        "bkstart-ce-noaug", "IV", "bkstart", "ce", False, ("eval1",), {"eval1": (61.0, 60.6)}
+    ),
+    Experiment(
+        "bkstart-ce",
+        "IV/V/VI",
+        "bkstart",
+        "ce",
+        True,
+        ("eval1", "eval2"),
+        {"eval1": (68.3, 69.5), "eval2": (69.2, 70.4)},
+    ),
+    Experiment(
+        "bkvgg8-ce",
+        "V/VI",
+        "bkvgg8",
+        "ce",
+        True,
+        ("eval1", "eval2"),
+        {"eval1": (66.4, 68.2), "eval2": (67.6, 69.1)},
+    ),
+    Experiment(
+        "bkstart-svm", "VI/VII", "bkstart", "svm", True, ("eval2",), {"eval2": (69.7, 70.9)}
+    ),
+    Experiment("bkvgg8-svm", "VI/VII", "bkvgg8", "svm", True, ("eval2",), {"eval2": (68.7, 70.2)}),
+    Experiment("bkvgg10-svm", "VII", "bkvgg10", "svm", True, ("eval2",), {"eval2": (69.5, 70.4)}),
+    Experiment(
+        "bkvgg12-svm",
+        "VII/IX",
+        "bkvgg12",
+        "svm",
+        True,
+        ("center", "eval1", "eval2"),
+        {"eval2": (71.0, 71.9)},
+    ),
+    Experiment("bkvgg14-svm", "VII", "bkvgg14", "svm", True, ("eval2",), {"eval2": (70.6, 71.4)}),
+)
+#: Table IX (BKVGG12, PrivateTest, % of each true class).
+PAPER_TABLE_IX = dict(zip(LABELS, (63.14, 69.09, 51.89, 89.76, 61.78, 82.45, 73.16), strict=True))
+PAPER_PARAMS = {
+    "bkstart": "7.17 M",
+    "bkvgg8": "3.40 M",
+    "bkvgg10": "4.14 M",
+    "bkvgg12": "4.19 M",
+    "bkvgg14": "4.92 M",
+}
+
+
+def experiment(name: str) -> Experiment:
+    for e in EXPERIMENTS:
+        if e.name == name:
+            return e
+    raise ValueError(
+        f"unknown experiment {name!r} (known: {', '.join(e.name for e in EXPERIMENTS)})"
+    )
+
+
+@dataclass
+class Budget:
+    """The training recipe every experiment gets (the BKVGG12 run may be given more)."""
+
+    epochs: int = 60
+    schedule: str = "onecycle"
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    threads: int | None = None
+
+
+def run_experiment(
+    exp: Experiment, data: str, out: Path, summaries: Path, budget: Budget, quiet: bool = True
+) -> dict:
+    """Train (or resume, or skip) one experiment, evaluate it, write its summary JSON."""
+    from .checkpoint import load_model
+    from .data import load_fer2013
+    from .evaluate import evaluate
+    from .train import TrainConfig, load_run_config, train
+
+    summary_path = summaries / f"{exp.name}.json"
+    if summary_path.exists():
+        done = json.loads(summary_path.read_text())
+        if done.get("budget", {}).get("epochs") == budget.epochs:
+            return done
+    run = out / "runs" / exp.name
+    cfg = TrainConfig(
+        data=str(data),
+        out=str(run),
+        arch=exp.arch,
+        loss=exp.loss,
+        augment=exp.augment,
+        schedule=budget.schedule,
+        epochs=budget.epochs,
+        lr=budget.lr,
+        weight_decay=budget.weight_decay,
+        nesterov=budget.nesterov,
+        threads=budget.threads,
+        quiet=quiet,
+    )
+    command = _train_command(cfg)
+    t0 = time.perf_counter()
+    if (run / "checkpoint.pt").exists():
+        stored = load_run_config(run)
+        stored.epochs, stored.data, stored.out = budget.epochs, str(data), str(run)
+        result = train(stored, resume=True)
+    else:
+        result = train(cfg)
+    train_seconds = _wall_seconds(run) or (time.perf_counter() - t0)
+    model = load_model(run)
+    ds = load_fer2013(data)
+    results = evaluate(model, ds, ds.test_splits, list(exp.methods), progress=not quiet)
+    summary = {
+        "experiment": exp.name,
+        "table": exp.table,
+        "arch": exp.arch,
+        "loss": exp.loss,
+        "augment": exp.augment,
+        "budget": dataclasses.asdict(budget),
+        "epochs_done": result.epochs_done,
+        "best_epoch": result.best_epoch,
+        "val_acc": result.best_val_acc,
+        "train_seconds": round(train_seconds, 1),
+        "results": [dataclasses.asdict(r) for r in results],
+        "command": command,
+        "machine": machine_description(),
+        "paper": {k: list(v) for k, v in exp.paper.items()},
+    }
+    with atomic_write(summary_path, "w") as fh:
+        json.dump(summary, fh, indent=1)
+    return summary
+
+
+def _wall_seconds(run: Path) -> float | None:
+    p = run / "metrics.jsonl"
+    if not p.exists():
+        return None
+    return sum(json.loads(line)["seconds"] for line in p.read_text().splitlines() if line)
+
+
+def _train_command(cfg) -> str:
+    args = [
+        "ferkit",
+        "train",
+        "--data",
+        cfg.data,
+        "--arch",
+        cfg.arch,
+        "--loss",
+        cfg.loss,
+        "--schedule",
+        cfg.schedule,
+        "--epochs",
+        str(cfg.epochs),
+        "--lr",
+        str(cfg.lr),
+        "--weight-decay",
+        str(cfg.weight_decay),
+        "--out",
+        cfg.out,
+    ]
+    if cfg.nesterov:
+        args.append("--nesterov")
+    if not cfg.augment:
+        args.append("--no-augment")
+    return shlex.join(args)
+
+
+def machine_description() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{os.cpu_count()}-core {cpu} CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _acc(summary: dict, split: str, method: str) -> float | None:
+    for r in summary["results"]:
+        if r["split"] == split and r["method"] == method:
+            return 100 * r["accuracy"]
+    return None
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def render_report(summaries: list[dict]) -> str:
+    """``REPRODUCTION.md`` from the experiment summaries (and nothing else)."""
+    from .models import list_models, model_info
+
+    by_name = {s["experiment"]: s for s in summaries}
+    lines = [
+        "# Reproducing Sang, Dat & Thuan with ferkit",
+        "",
+        "Generated by `ferkit reproduce` from the summaries in `reproduction/`; do not edit by hand.",
+        "Every model is selected on a stratified 10 % of Training, never on a test split. The",
+        "development data has no PrivateTest split (it is withheld), so the private column stays",
+        "empty until the same command is run on a full `fer2013.csv`.",
+        "",
+        "## Table III: parameters",
+        "",
+        "| network | ferkit | paper |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {n} | {model_info(n).params:,} | {PAPER_PARAMS[n]} |" for n in list_models()]
+    lines += [
+        "",
+        "## Tables IV-VII: accuracy (%)",
+        "",
+        "| experiment | table | test | public: paper | public: ferkit | private: paper | "
+        "private: ferkit | epochs | train time | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for exp in EXPERIMENTS:
+        s = by_name.get(exp.name)
+        for method in exp.methods:
+            paper = exp.paper.get(method, (None, None))
+            if s is None:
+                lines.append(
+                    f"| {exp.name} | {exp.table} | {method} | {_fmt(paper[0])} | not run | "
+                    f"{_fmt(paper[1])} | not run | - | - | - |"
+                )
+                continue
+            lines.append(
+                f"| {exp.name} | {exp.table} | {method} | {_fmt(paper[0])} | "
+                f"{_fmt(_acc(s, 'PublicTest', method))} | {_fmt(paper[1])} | "
+                f"{_fmt(_acc(s, 'PrivateTest', method))} | {s['epochs_done']} | "
+                f"{s['train_seconds'] / 60:.0f} min | {s['machine']} |"
+            )
+    lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
+    lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries]
+    s12 = by_name.get("bkvgg12-svm")
+    lines += ["", "## Table IX: BKVGG12 + SVM, Eval2, % of each true class", ""]
+    if s12 is None:
+        lines.append("Not run yet.")
+    else:
+        split = "PrivateTest" if _acc(s12, "PrivateTest", "eval2") is not None else "PublicTest"
+        r = next(x for x in s12["results"] if x["split"] == split and x["method"] == "eval2")
+        lines += [
+            f"Measured on {split}"
+            + (
+                " (the paper's is PrivateTest: not like for like)."
+                if split == "PublicTest"
+                else "."
+            ),
+            "",
+            "| class | paper (PrivateTest) | ferkit |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {lab} | {PAPER_TABLE_IX[lab]:.2f} | {100 * r['per_class_accuracy'][lab]:.2f} |"
+            for lab in LABELS
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(summaries_dir: Path, report: Path) -> str:
+    """Read every summary JSON in ``summaries_dir`` and (re)write ``report``."""
+    summaries = [json.loads(p.read_text()) for p in sorted(summaries_dir.glob("*.json"))]
+    text = render_report(summaries)
+    with atomic_write(report, "w") as fh:
+        fh.write(text)
+    return text
+
+
+def reproduce(
+    data: str,
+    out: str,
+    experiments: list[str] | None,
+    budget: Budget,
+    summaries: str = "reproduction",
+    report: str = "REPRODUCTION.md",
+) -> str:
+    """Run the chosen experiments (default: all), then regenerate the report."""
+    from .figures import augment_preview
+
+    chosen = [experiment(n) for n in experiments] if experiments else list(EXPERIMENTS)
+    out_p, sum_p = Path(out), Path(summaries)
+    sum_p.mkdir(parents=True, exist_ok=True)
+    for exp in chosen:
+        print(f"ferkit reproduce: {exp.name}", file=sys.stderr)
+        run_experiment(exp, data, out_p, sum_p, budget)
+    augment_preview(data, out_p / "fig1-augmentation.png")
+    curves = out_p / "runs" / "bkvgg12-svm" / "curves.png"
+    if curves.exists():
+        shutil.copyfile(curves, out_p / "fig2-bkvgg12-curves.png")
+    return write_report(sum_p, Path(report))
