@@ -106,6 +106,27 @@ def test_benchmark_train_reports_both(capsys):
     )
 
 
+def test_benchmark_evaluate(capsys):
+    assert (
+        main(
+            [
+                "benchmark",
+                "evaluate",
+                "--arch",
+                "bkstart",
+                "--method",
+                "eval1",
+                "--images",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    r = json.loads(capsys.readouterr().out)
+    assert r["views_per_s"] > 0 and r["minutes_for_3589_images"] > 0
+
+
 @pytest.mark.slow
 def test_data_cli_on_real_file(real_fer):
     r = run_cli("data", "--data", str(real_fer), "--json")

@@ -1,6 +1,7 @@
 """The HTTP API through an in-process client, and the page in a real headless Chromium."""
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -189,10 +190,12 @@ def test_page_in_headless_chromium(tiny_run, tmp_path):
         server.wait(timeout=30)
 
 
-def test_benchmark_serve_small(tiny_run):
-    from ferkit.benchmark import bench_serve
+def test_benchmark_serve_small(tiny_run, capsys):
+    from ferkit.cli import main
 
-    r = bench_serve(str(tiny_run), None, clients=2, requests=6)
+    args = ["benchmark", "serve", "--model", str(tiny_run), "--clients", "2", "--requests", "6"]
+    assert main([*args, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
     assert r["requests"] == 6 and r["errors"] == 0
     assert r["p99_ms"] >= r["p50_ms"] > 0 and r["requests_per_s"] > 0
 

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-BENCHMARKS = ("train", "predict", "serve")
+BENCHMARKS = ("train", "evaluate", "predict", "serve")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--photo", help="predict: a photo with one face (default: scikit-image's astronaut)"
     )
+    p.add_argument("--method", default="eval1", help="evaluate: center, eval1 or eval2")
+    p.add_argument("--images", type=int, default=64, help="evaluate: images to score")
+    p.add_argument("--clients", type=int, default=8, help="serve: concurrent clients")
+    p.add_argument("--requests", type=int, default=2000, help="serve: requests in all")
 
 
 def run(what: str, args: argparse.Namespace) -> dict:
@@ -34,6 +38,8 @@ def run(what: str, args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     if what == "train":
         return bench_train(args.arch, args.batch_size, args.steps, args.device)
+    if what == "evaluate":
+        return bench_evaluate(args.arch, args.method, args.images, args.device)
     if what == "predict":
         return bench_predict(args.model, args.arch, args.photo, args.device)
     if what == "serve":
@@ -114,6 +120,39 @@ def _best_of(fn, repeat: int, inner: int = 1) -> float:
             fn()
         times.append((time.perf_counter() - t0) / inner)
     return statistics.median(times)
+
+
+def bench_evaluate(arch: str, method: str, images: int, device_name: str = "auto") -> dict:
+    """Views per second of ``ferkit evaluate``'s scoring path, and what that makes of FER-2013's
+    3,589-image test split (the weights do not matter for speed)."""
+    import numpy as np
+
+    from .device import autocast_dtype, resolve_device
+    from .model import FerModel, ModelMeta
+    from .models import create_model
+    from .preprocess import Normalizer
+    from .views import num_views
+
+    device = resolve_device(device_name)
+    norm = Normalizer(torch.zeros(48, 48), torch.ones(48, 48))
+    model = FerModel(create_model(arch), norm, ModelMeta(arch=arch, loss="svm")).to(device)
+    faces = np.random.default_rng(0).integers(0, 256, (images, 48, 48)).astype(np.uint8)
+    dtype = autocast_dtype(device)
+    model.score(faces[:2], method, dtype=dtype)  # warm-up
+    t0 = time.perf_counter()
+    model.score(faces, method, dtype=dtype)
+    seconds = time.perf_counter() - t0
+    views_per_s = images * num_views(method) / seconds
+    return {
+        "benchmark": "evaluate",
+        "arch": arch,
+        "method": method,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "images": images,
+        "views_per_s": round(views_per_s, 1),
+        "minutes_for_3589_images": round(3589 * num_views(method) / views_per_s / 60, 1),
+    }
 
 
 def photo_640x480(photo: str | None = None) -> bytes:
