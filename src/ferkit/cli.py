@@ -194,6 +194,32 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    card = json.loads(args.card) if args.card else None
+    if card is not None and not isinstance(card, dict):
+        raise UsageError("--card must be a JSON object")
+    check = export_model(
+        args.model,
+        args.out,
+        args.dtype,
+        card,
+        args.verify_data,
+        args.split,
+        args.method,
+        args.tolerance,
+    )
+    if check:
+        print(
+            f"ferkit: {check.split} {check.method}: fp32 {100 * check.fp32:.2f} %, "
+            f"fp16 {100 * check.fp16:.2f} %",
+            file=sys.stderr,
+        )
+    print(f"ferkit: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_augment_preview(args: argparse.Namespace) -> int:
     from .figures import augment_preview
 
@@ -442,6 +468,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, help="CPU threads for torch")
     sp.add_argument("--summaries", default="reproduction", help="folder of the summary JSON files")
     sp.add_argument("--report", default="REPRODUCTION.md", help="the report to regenerate")
+
+    sp = add(
+        "export",
+        _cmd_export,
+        "write a model as fp16 (or fp32) safetensors with a model card, for shipping",
+        "Re-save a trained model in fp16 (about half the size) or fp32, adding a model card to its "
+        "metadata. With --verify-data, fp32 and fp16 are scored on the same split and the export "
+        "is refused when they differ by more than --tolerance accuracy points.",
+    )
+    sp.add_argument("--model", required=True, help="model.safetensors or run folder")
+    sp.add_argument("--out", required=True, help="file to write")
+    sp.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
+    sp.add_argument("--card", help="JSON object merged into the model card")
+    sp.add_argument(
+        "--verify-data", metavar="PATH", help="FER-2013 data to compare fp16 with fp32 on"
+    )
+    sp.add_argument("--split", default="PublicTest", help="split for --verify-data")
+    sp.add_argument("--method", default="center", choices=["center", "eval1", "eval2"])
+    sp.add_argument("--tolerance", type=float, default=0.1, help="accuracy points fp16 may differ")
 
     sp = add(
         "augment-preview", _cmd_augment_preview, "draw faces beside augmented versions (Fig. 1)"
