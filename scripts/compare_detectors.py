@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ferkit.detect import HaarDetector
+from ferkit.detect import HaarDetector, create_detector
 from ferkit.images import load_image, to_grey
 
 CONFIGS = {
@@ -32,8 +32,9 @@ def main(folder: str) -> None:
         p for p in Path(folder).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
     )
     greys = [to_grey(load_image(p)) for p in files]
-    for name, kw in CONFIGS.items():
-        det = HaarDetector(**kw)
+    detectors = {name: HaarDetector(**kw) for name, kw in CONFIGS.items()}
+    detectors["ferkit's chain (haar)"] = create_detector("haar")
+    for name, det in detectors.items():
         t0 = time.perf_counter()
         found = sum(bool(det.detect(g)) for g in greys)
         ms = 1000 * (time.perf_counter() - t0) / len(greys)

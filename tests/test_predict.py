@@ -234,3 +234,16 @@ def test_bytes_that_are_not_an_image():
         load_image(b"GIF89a broken")
     with pytest.raises(ImageError):
         load_image(io.BytesIO)  # not an image source at all
+
+
+def test_mirrored_search_maps_boxes_back(astronaut):
+    from ferkit.detect import HaarDetector, create_detector, list_detectors
+
+    grey = np.asarray(Image.fromarray(astronaut).convert("L"))
+    plain = HaarDetector().detect(np.ascontiguousarray(grey[:, ::-1]))[0]
+    mirrored = HaarDetector(mirror=True).detect(grey)[0]
+    assert mirrored == Box(grey.shape[1] - plain.x - plain.w, plain.y, plain.w, plain.h)
+    assert "haar" in list_detectors()
+    assert create_detector("haar").detect(np.full((200, 200), 127, np.uint8)) == []
+    with pytest.raises(ValueError, match="unknown detector"):
+        create_detector("yolo")

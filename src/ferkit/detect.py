@@ -49,6 +49,7 @@ class HaarDetector:
         max_side: int = 640,
         min_side: int = 240,
         pad: float = 0.2,
+        mirror: bool = False,
     ):
         try:
             import cv2
@@ -67,10 +68,13 @@ class HaarDetector:
             raise RuntimeError(f"OpenCV could not load the cascade {cascade}")
         self.scale_factor, self.min_neighbors = scale_factor, min_neighbors
         self.min_face, self.max_side, self.min_side, self.pad = min_face, max_side, min_side, pad
+        self.mirror = mirror  # search the mirrored image (the profile cascade sees one side only)
 
     def detect(self, grey: np.ndarray) -> list[Box]:
         cv2 = self._cv2
         h, w = grey.shape
+        if self.mirror:
+            grey = np.ascontiguousarray(grey[:, ::-1])
         # Large photos are searched smaller (speed); small ones larger, because the cascade's
         # smallest window is 24 px and tightly cropped faces fill the whole picture.
         scale = min(self.max_side / max(h, w), max(1.0, self.min_side / min(h, w)))
@@ -96,12 +100,45 @@ class HaarDetector:
             x0, y0 = max(0.0, (x - pad) / scale), max(0.0, (y - pad) / scale)
             x1, y1 = min(w, (x + bw - pad) / scale), min(h, (y + bh - pad) / scale)
             if x1 - x0 >= 4 and y1 - y0 >= 4:
+                if self.mirror:
+                    x0, x1 = w - x1, w - x0
                 boxes.append(Box(round(x0), round(y0), round(x1 - x0), round(y1 - y0)))
         return sorted(boxes, key=lambda b: -b.area)
 
 
+class FallbackDetector:
+    """Detectors tried in order, strictest first; the first that finds a face answers.
+
+    Photos where the first finds a face cost no more; only misses pay for the looser searches.
+    """
+
+    def __init__(self, detectors: list[FaceDetector]):
+        self.detectors = detectors
+
+    def detect(self, grey: np.ndarray) -> list[Box]:
+        for d in self.detectors:
+            if boxes := d.detect(grey):
+                return boxes
+        return []
+
+
+def haar_chain() -> FallbackDetector:
+    """Frontal default cascade; then alt2 and a looser default; then profiles facing either way."""
+    profile = "haarcascade_profileface.xml"
+    return FallbackDetector(
+        [
+            HaarDetector(),
+            HaarDetector("haarcascade_frontalface_alt2.xml", min_neighbors=3),
+            HaarDetector(min_neighbors=2, pad=0.35),
+            HaarDetector(profile, min_neighbors=3),
+            HaarDetector(profile, min_neighbors=3, mirror=True),
+        ]
+    )
+
+
 _DETECTORS: dict[str, Callable[[], FaceDetector]] = {
-    "haar": HaarDetector,
+    "haar": haar_chain,
+    "haar-frontal": HaarDetector,
     "haar-alt2": lambda: HaarDetector("haarcascade_frontalface_alt2.xml", min_neighbors=3),
 }
 
