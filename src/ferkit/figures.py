@@ -22,14 +22,15 @@ def augment_preview(
     from .augment import augment
     from .data import load_fer2013
     from .labels import LABELS, TRAIN_SPLIT
-    from .preprocess import Normalizer
+    from .preprocess import standardize_images
 
     ds = load_fer2013(data)
     split = ds.split(TRAIN_SPLIT if TRAIN_SPLIT in ds.splits else next(iter(ds.splits)))
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(split), size=min(n_faces, len(split)), replace=False)
-    norm = Normalizer.fit(split.images[pick])  # display only: any fitted statistics will do
-    x = norm(split.images[pick])
+    # Shown after step 1 only (per-image standardisation): the geometry is what matters here, and
+    # per-pixel normalisation would make the faces hard to read.
+    x = standardize_images(split.images[pick]).unsqueeze(1)
     gen = torch.Generator().manual_seed(seed)
     views = [augment(x, gen) for _ in range(n_aug)]
     fig, axes = plt.subplots(
@@ -39,7 +40,7 @@ def augment_preview(
         axes[r, 0].imshow(split.images[i], cmap="gray", vmin=0, vmax=255)
         axes[r, 0].set_title(LABELS[split.labels[i]], fontsize=8)
         for c, v in enumerate(views, start=1):
-            axes[r, c].imshow(v[r, 0].numpy(), cmap="gray")
+            axes[r, c].imshow(v[r, 0].numpy(), cmap="gray", vmin=-8, vmax=8)
         for ax in axes[r]:
             ax.set_axis_off()
     axes[0, 1].set_title("augmented (mirror, rotate, rescale, crop)", fontsize=8, loc="left")
