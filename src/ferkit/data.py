@@ -257,26 +257,36 @@ def _parse_row(line: bytes) -> tuple[np.ndarray, int, int]:
     return pixels, _LABEL_CODES[label_s], _USAGE_CODES[usage_s]
 
 
+class _BadRows:
+    """Raise on the first bad row, or (``skip``) count them and keep the first few."""
+
+    def __init__(self, on_error: OnError):
+        self.on_error, self.first, self.n = on_error, [], 0
+
+    def add(self, file: str | os.PathLike, line: int | None, reason: str) -> None:
+        if self.on_error == "raise":
+            raise DataError(file, line, reason)
+        self.n += 1
+        if len(self.first) < _MAX_REPORTED:
+            self.first.append(BadRow(str(file), line, reason))
+
+
 def _parse_csv_slow(path: Path, body: bytes, on_error: OnError):
-    images, labels, usages, skipped = [], [], [], []
-    n_skipped = 0
+    images, labels, usages = [], [], []
+    bad = _BadRows(on_error)
     for lineno, line in enumerate(body.split(b"\n"), start=2):
         if not line.strip():
             continue
         try:
             pixels, label, usage = _parse_row(line)
         except ValueError as e:
-            if on_error == "raise":
-                raise DataError(path, lineno, str(e)) from None
-            n_skipped += 1
-            if len(skipped) < _MAX_REPORTED:
-                skipped.append(BadRow(str(path), lineno, str(e)))
+            bad.add(path, lineno, str(e))
             continue
         images.append(pixels)
         labels.append(label)
         usages.append(usage)
     arr = np.stack(images).reshape(-1, IMAGE_SIZE, IMAGE_SIZE) if images else _no_images()
-    return arr, np.asarray(labels, np.int64), np.asarray(usages, np.int8), skipped, n_skipped
+    return arr, np.asarray(labels, np.int64), np.asarray(usages, np.int8), bad.first, bad.n
 
 
 def _no_images() -> np.ndarray:
@@ -329,29 +339,24 @@ def _read_image(path: Path, resize: bool) -> np.ndarray:
 
 def _read_folder(root: Path, *, on_error: OnError, resize: bool) -> FerDataset:
     per_split: dict[str, tuple[list, list]] = {}
-    skipped: list[BadRow] = []
-    n_skipped = 0
+    bad = _BadRows(on_error)
     for f, split, label in _folder_files(root):
         try:
             img = _read_image(f, resize)
         except ValueError as e:
-            if on_error == "raise":
-                raise DataError(f, None, str(e)) from None
-            n_skipped += 1
-            if len(skipped) < _MAX_REPORTED:
-                skipped.append(BadRow(str(f), None, str(e)))
+            bad.add(f, None, str(e))
             continue
         imgs, labs = per_split.setdefault(split, ([], []))
         imgs.append(img)
         labs.append(label)
-    if not per_split and n_skipped == 0:
+    if not per_split and bad.n == 0:
         raise DataError(root, None, "no images found (expected train/<label>/* and test/<label>/*)")
     splits = {
         s: Split(np.stack(per_split[s][0]), np.asarray(per_split[s][1], np.int64))
         for s in SPLITS
         if s in per_split
     }
-    return FerDataset(str(root), "folder", splits, skipped, n_skipped)
+    return FerDataset(str(root), "folder", splits, bad.first, bad.n)
 
 
 # --------------------------------------------------------------------------- cache
