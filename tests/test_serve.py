@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from importlib.resources import files
 
 import numpy as np
@@ -185,6 +186,64 @@ def test_page_in_headless_chromium(tiny_run, tmp_path):
         assert np.asarray(Image.open(shot)).std() > 10
         if keep := os.environ.get("FERKIT_SCREENSHOT"):  # how docs/serve-screenshot.png is made
             shutil.copy(shot, keep)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_webcam_loop_in_headless_chromium(tiny_run):
+    """Chromium's fake camera (a test pattern, no face) drives the page's webcam loop."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ferkit.cli",
+            "serve",
+            "--model",
+            str(tiny_run),
+            "--port",
+            str(port),
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        from ferkit.benchmark import _wait_healthy
+
+        _wait_healthy(port, server)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--use-fake-device-for-media-stream",
+                    "--use-fake-ui-for-media-stream",
+                ],
+            )
+            page = browser.new_page()
+            answers = []
+            page.on(
+                "response", lambda r: answers.append(r.status) if "/v1/predict" in r.url else None
+            )
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.click("#camera")
+            page.wait_for_function(
+                "document.getElementById('status').textContent.includes('live')", timeout=60_000
+            )
+            deadline = time.time() + 30
+            while len(answers) < 3 and time.time() < deadline:
+                page.wait_for_timeout(200)
+            assert len(answers) >= 3 and set(answers) == {200}  # frames keep flowing
+            assert page.inner_text("#camera") == "Stop webcam"
+            page.click("#camera")
+            browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
