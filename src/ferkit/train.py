@@ -302,7 +302,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         history = _read_metrics(out / "metrics.jsonl", ck["epoch"])
         if di.main:
             _write_metrics(history, out / "metrics.jsonl")  # drop lines of an unfinished epoch
-        say(f"resuming {out} at epoch {start_epoch} of {cfg.epochs}")
+        if start_epoch > cfg.epochs:
+            say(f"{out} has finished its {cfg.epochs} epochs (raise them with --epochs N)")
+        else:
+            say(f"resuming {out} at epoch {start_epoch} of {cfg.epochs}")
     model_net = torch.nn.parallel.DistributedDataParallel(net) if di.world > 1 else net
 
     local_batch = cfg.batch_size // di.world
