@@ -109,6 +109,8 @@ def run_experiment(
     exp: Experiment, data: str, out: Path, summaries: Path, budget: Budget, quiet: bool = True
 ) -> dict:
     """Train (or resume, or skip) one experiment, evaluate it, write its summary JSON."""
+    import torch
+
     from .checkpoint import load_model
     from .data import load_fer2013
     from .evaluate import evaluate
@@ -136,12 +138,14 @@ def run_experiment(
     )
     command = _train_command(cfg)
     t0 = time.perf_counter()
+    threads = torch.get_num_threads()
     if (run / "checkpoint.pt").exists():
         stored = load_run_config(run)
         stored.epochs, stored.data, stored.out = budget.epochs, str(data), str(run)
         result = train(stored, resume=True)
     else:
         result = train(cfg)
+    torch.set_num_threads(budget.threads or threads)  # a resumed run may have set its own
     train_seconds = _wall_seconds(run) or (time.perf_counter() - t0)
     model = load_model(run)
     ds = load_fer2013(data)
