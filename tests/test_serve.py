@@ -128,125 +128,101 @@ def test_page_docs_and_schema_are_local(client):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-def test_page_in_headless_chromium(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def server_url(tiny_run):
+    """``ferkit serve`` in a subprocess on a free loopback port."""
+    from ferkit.benchmark import _wait_healthy
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ferkit.cli",
+        "serve",
+        "--model",
+        str(tiny_run),
+        "--port",
+        str(port),
+        "--quiet",
+    ]
+    server = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    try:
+        _wait_healthy(port, server)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium driven by Playwright (which cannot download a browser here)."""
     sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                *BROWSER_ARGS,
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@needs_chromium
+def test_page_in_headless_chromium(server_url, browser, tmp_path):
     photo = tmp_path / "astronaut.jpg"
     Image.open(str(files("skimage") / "data" / "astronaut.png")).convert("RGB").save(photo)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ferkit.cli",
-            "serve",
-            "--model",
-            str(tiny_run),
-            "--port",
-            str(port),
-            "--quiet",
-        ],
-        stderr=subprocess.PIPE,
-    )
-    try:
-        from ferkit.benchmark import _wait_healthy
-
-        _wait_healthy(port, server)
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                ],
-            )
-            page = browser.new_page(viewport={"width": 1000, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.set_input_files("#file", str(photo))
-            page.wait_for_selector("#faces li.face", timeout=60_000)
-            text = page.inner_text("#faces")
-            assert any(label in text for label in ferkit.LABELS)
-            # the label was drawn: the canvas now differs from the bare photo around the face
-            drawn = page.evaluate("""() => {
-                const c = document.getElementById('view');
-                return [c.width, c.height, c.toDataURL('image/png').length];
-            }""")
-            assert drawn[:2] == [512, 512] and drawn[2] > 10_000
-            shot = tmp_path / "page.png"
-            page.screenshot(path=str(shot), full_page=True)
-            browser.close()
-        assert np.asarray(Image.open(shot)).std() > 10
-        if keep := os.environ.get("FERKIT_SCREENSHOT"):  # how docs/serve-screenshot.png is made
-            shutil.copy(shot, keep)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    page = browser.new_page(viewport={"width": 1000, "height": 900})
+    page.goto(server_url)
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#faces li.face", timeout=60_000)
+    assert any(label in page.inner_text("#faces") for label in ferkit.LABELS)
+    # the label was drawn: the canvas holds the photo and the drawing
+    drawn = page.evaluate("""() => {
+        const c = document.getElementById('view');
+        return [c.width, c.height, c.toDataURL('image/png').length];
+    }""")
+    assert drawn[:2] == [512, 512] and drawn[2] > 10_000
+    shot = tmp_path / "page.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert np.asarray(Image.open(shot)).std() > 10
+    if keep := os.environ.get("FERKIT_SCREENSHOT"):  # how docs/serve-screenshot.png is made
+        shutil.copy(shot, keep)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-def test_webcam_loop_in_headless_chromium(tiny_run):
+@needs_chromium
+def test_webcam_loop_in_headless_chromium(server_url, browser):
     """Chromium's fake camera (a test pattern, no face) drives the page's webcam loop."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ferkit.cli",
-            "serve",
-            "--model",
-            str(tiny_run),
-            "--port",
-            str(port),
-            "--quiet",
-        ],
-        stderr=subprocess.PIPE,
+    page = browser.new_page()
+    answers = []
+    page.on("response", lambda r: answers.append(r.status) if "/v1/predict" in r.url else None)
+    page.goto(server_url)
+    page.click("#camera")
+    page.wait_for_function(
+        "document.getElementById('status').textContent.includes('live')", timeout=60_000
     )
-    try:
-        from ferkit.benchmark import _wait_healthy
-
-        _wait_healthy(port, server)
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--use-fake-device-for-media-stream",
-                    "--use-fake-ui-for-media-stream",
-                ],
-            )
-            page = browser.new_page()
-            answers = []
-            page.on(
-                "response", lambda r: answers.append(r.status) if "/v1/predict" in r.url else None
-            )
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.click("#camera")
-            page.wait_for_function(
-                "document.getElementById('status').textContent.includes('live')", timeout=60_000
-            )
-            deadline = time.time() + 30
-            while len(answers) < 3 and time.time() < deadline:
-                page.wait_for_timeout(200)
-            assert len(answers) >= 3 and set(answers) == {200}  # frames keep flowing
-            assert page.inner_text("#camera") == "Stop webcam"
-            page.click("#camera")
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    deadline = time.time() + 30
+    while len(answers) < 3 and time.time() < deadline:
+        page.wait_for_timeout(200)
+    assert len(answers) >= 3 and set(answers) == {200}  # frames keep flowing
+    assert page.inner_text("#camera") == "Stop webcam"
+    page.click("#camera")
 
 
 def test_benchmark_serve_small(tiny_run, capsys):
