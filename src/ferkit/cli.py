@@ -499,7 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .benchmark import add_arguments as add_benchmark_args
 
-    sp = add("benchmark", _cmd_benchmark, "measure speed: train (ferkit's step against plain fp32)")
+    sp = add(
+        "benchmark",
+        _cmd_benchmark,
+        "measure speed: train (against plain fp32), evaluate, predict, serve (load)",
+    )
     add_benchmark_args(sp)
     sp.add_argument("--json", action="store_true", help="print a JSON object")
     return p
