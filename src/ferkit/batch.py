@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .images import IMAGE_SUFFIXES, ImageError, load_image
@@ -45,7 +45,6 @@ class BatchSummary:
     faces: int = 0
     labelled: int = 0
     correct: int = 0
-    first_labels: dict[str, str] = field(default_factory=dict)  # file -> largest face's label
 
     def to_dict(self) -> dict:
         d = {
@@ -142,7 +141,6 @@ def predict_paths(
             if truth is not None:
                 summary.labelled += 1
                 if all_faces:
-                    summary.first_labels[f] = all_faces[0].label
                     summary.correct += all_faces[0].label == truth
     if bar:
         bar.close()
@@ -249,7 +247,3 @@ def run_camera(rec: Recognizer, index: int) -> None:
     finally:
         cap.release()
         cv2.destroyAllWindows()
-
-
-def summary_line(summary: BatchSummary) -> str:
-    return json.dumps({"summary": summary.to_dict()})
