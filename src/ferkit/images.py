@@ -18,7 +18,6 @@ class ImageError(ValueError):
     """An input that cannot be used as a photo (unreadable, truncated, too large, ...)."""
 
 
-ImageInput = str | os.PathLike | bytes | np.ndarray  # or a PIL.Image.Image
 
 
 def load_image(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndarray:
