@@ -18,8 +18,6 @@ class ImageError(ValueError):
     """An input that cannot be used as a photo (unreadable, truncated, too large, ...)."""
 
 
-
-
 def load_image(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Any supported input -> RGB uint8 (H, W, 3), upright as the EXIF orientation says.
 
