@@ -275,3 +275,22 @@ def test_resume_without_checkpoint(tmp_path):
 def test_cli_help_explains():
     r = run_cli("train", "--help")
     assert r.returncode == 0 and "--resume" in r.stdout and "torchrun" in r.stdout
+
+
+def test_clip_grad_norm_caps_the_step():
+    from ferkit.losses import l2_svm_loss
+    from ferkit.models import create_model
+    from ferkit.train import train_step
+
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 42, 42) * 50, torch.randint(0, 7, (8,))
+    for clip, bound in [(None, None), (1.0, 0.1 * 1.0)]:
+        net = create_model("bkvgg8")
+        before = torch.cat([p.detach().flatten().clone() for p in net.parameters()])
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        train_step(net, opt, l2_svm_loss, x, y, None, clip)
+        step = (torch.cat([p.detach().flatten() for p in net.parameters()]) - before).norm().item()
+        if bound is None:
+            assert step > 1.0  # unclipped, the first step is huge
+        else:
+            assert step <= bound * 1.001

@@ -338,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="plateau: stop when the loss stalls after this many drops (default 5)",
     )
+    sp.add_argument(
+        "--clip-grad-norm",
+        type=float,
+        help="cap the gradient's global norm at this value (default: no cap, as in the paper)",
+    )
     sp.add_argument("--seed", type=int, help="random seed (default 0)")
     sp.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     sp.add_argument(
