@@ -122,3 +122,14 @@ def test_score_averages_scores_or_probabilities(loss):
     per_view = _MeanNet()(crops.flatten(0, 1)).view(5, 10, 7)
     want = per_view.mean(1) if loss == "svm" else per_view.softmax(-1).mean(1)
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_center_score_is_the_network_on_the_centre_crop():
+    imgs = np.random.default_rng(1).integers(0, 256, (4, 48, 48)).astype(np.uint8)
+    norm = Normalizer.fit(imgs)
+    model = FerModel(_MeanNet(), norm, ModelMeta(arch="bkstart", loss="svm"))
+    resampled = _MeanNet()(apply_all_views(norm(imgs), view_thetas_for("center")).flatten(0, 1))
+    assert torch.allclose(model.score(imgs, "center"), resampled, atol=1e-4)
+    assert torch.allclose(
+        model.score(imgs, "center"), _MeanNet()(center_crop(norm(imgs))), atol=1e-6
+    )

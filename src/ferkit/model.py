@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .augment import center_crop
 from .geometry import apply_all_views
 from .labels import LABELS
 from .losses import probabilities, view_scores
@@ -86,7 +87,10 @@ class FerModel(nn.Module):
         out = []
         for i in range(0, len(images), per_chunk):
             x = self.preprocess(images[i : i + per_chunk])
-            crops = apply_all_views(x, thetas).flatten(0, 1)
+            if method == "center":  # an exact crop: slicing is cheaper than resampling
+                crops = center_crop(x)
+            else:
+                crops = apply_all_views(x, thetas).flatten(0, 1)
             scores = []
             for k in range(0, len(crops), batch):
                 with autocast(dev, dtype):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
@@ -32,8 +33,9 @@ def view_params(method: str) -> list[tuple[float, float, float, float, bool]]:
     raise ValueError(f"unknown view method {method!r} (known: {', '.join(METHODS)})")
 
 
+@functools.cache
 def view_thetas_for(method: str) -> torch.Tensor:
-    """The (V, 2, 3) affine matrices of ``method``'s views."""
+    """The (V, 2, 3) affine matrices of ``method``'s views (computed once; do not modify)."""
     cols = list(zip(*view_params(method), strict=True))
     side, angle, ox, oy = (torch.tensor(c, dtype=torch.float64) for c in cols[:4])
     return view_thetas(side, angle, ox, oy, torch.tensor(cols[4]))
