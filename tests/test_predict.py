@@ -247,3 +247,10 @@ def test_mirrored_search_maps_boxes_back(astronaut):
     assert create_detector("haar").detect(np.full((200, 200), 127, np.uint8)) == []
     with pytest.raises(ValueError, match="unknown detector"):
         create_detector("yolo")
+
+
+def test_to_grey_is_itu_601_luma():
+    from ferkit.images import to_grey
+
+    px = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0]]], np.uint8)
+    assert to_grey(px).tolist() == [[76, 150, 29, 255, 0]]

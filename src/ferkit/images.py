@@ -96,6 +96,7 @@ def _from_array(a: np.ndarray, color: str) -> np.ndarray:
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luma, as PIL's ``convert('L')`` and FER-2013's grey faces."""
-    r, g, b = (rgb[..., k].astype(np.float32) for k in range(3))
-    return np.clip(0.299 * r + 0.587 * g + 0.114 * b + 0.5, 0, 255).astype(np.uint8)
+    """ITU-R 601 luma, by PIL's ``convert('L')`` (fixed point: ~6x faster than numpy floats)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).convert("L"))
