@@ -370,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         "averaging SVM scores or CE probabilities over views. Prints accuracy per split and "
         "method; --out writes report.json, report.md (Table IX form) and confusion.png.",
     )
-    sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
+    _model_args(sp)
     sp.add_argument("--data", required=True, help="FER-2013 CSV or image folder")
     sp.add_argument(
         "--method",
@@ -382,7 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", nargs="+", help="splits to score (default: every test split present)"
     )
     sp.add_argument("--out", help="folder for report.json, report.md, confusion.png")
-    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sp.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     sp.add_argument("--json", action="store_true", help="print report.json's object")
 
@@ -396,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         "make the exit status 1, files with no face only get the line.",
     )
     sp.add_argument("paths", nargs="*", metavar="PATH", help="images, folders or videos")
-    sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
+    _model_args(sp)
     sp.add_argument(
         "--views",
         choices=["center", "eval1"],
@@ -427,7 +426,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="live window on camera N (needs a display and a GUI build of OpenCV, "
         "opencv-python; the headless build in ferkit[detect] cannot open windows)",
     )
-    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
     sp = add(
         "serve",
@@ -437,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
         "page at / (choose or drop a photo, or use the webcam; browsers allow the webcam only on "
         "localhost or https). Everything is served locally: no CDN, no internet.",
     )
-    sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
+    _model_args(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sp.add_argument("--port", type=int, default=8000, help="port to listen on")
     sp.add_argument("--max-upload-mb", type=float, default=10, help="larger uploads get 413")
@@ -451,7 +449,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--cors", nargs="+", metavar="ORIGIN", help="allow these origins (CORS is off by default)"
     )
-    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sp.add_argument("--quiet", action="store_true", help="no access log")
 
     from .reproduce import EXPERIMENTS
@@ -512,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_benchmark_args(sp)
     sp.add_argument("--json", action="store_true", help="print a JSON object")
     return p
+
+
+def _model_args(sp: argparse.ArgumentParser) -> None:
+    """--model and --device, as every command that runs a trained model takes them."""
+    sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
+    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
 
 
 def _data_args(sp: argparse.ArgumentParser) -> None:

@@ -374,11 +374,8 @@ def _cache_key(path: Path, **options) -> str | None:
     try:
         p = path.resolve()
         if p.is_dir():
-            stats = [
-                (str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns)
-                for f in sorted(p.rglob("*"))
-                if f.is_file()
-            ]
+            files = [(f, f.stat()) for f in sorted(p.rglob("*")) if f.is_file()]
+            stats = [(str(f.relative_to(p)), st.st_size, st.st_mtime_ns) for f, st in files]
         else:
             st = p.stat()
             stats = [(st.st_size, st.st_mtime_ns)]

@@ -57,7 +57,6 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
     from ..checkpoint import meta_dict
 
     cfg = config or ServeConfig()
-    recognizer.max_pixels = cfg.max_pixels
     app = FastAPI(
         title="ferkit",
         version=_version(),
@@ -124,7 +123,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
         try:
             loop = asyncio.get_running_loop()
             width, height, faces = await loop.run_in_executor(
-                pool, _infer, recognizer, data, views, detect
+                pool, _infer, recognizer, data, views, detect, cfg.max_pixels
             )
         except ImageError as e:
             msg = str(e).replace("<bytes>: ", "")
@@ -153,10 +152,10 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
     return app
 
 
-def _infer(recognizer: Recognizer, data: bytes, views: str, detect: bool):
+def _infer(recognizer: Recognizer, data: bytes, views: str, detect: bool, max_pixels: int):
     from ..images import load_image
 
-    rgb = load_image(data, max_pixels=recognizer.max_pixels)
+    rgb = load_image(data, max_pixels=max_pixels)
     return rgb.shape[1], rgb.shape[0], recognizer.predict(rgb, detect=detect, views=views)
 
 
