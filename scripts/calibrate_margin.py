@@ -1,8 +1,13 @@
-"""Choose the context margin around detected faces: accuracy on labelled photos per margin.
+"""Choose the context margin around detected faces, two ways.
 
-    python scripts/calibrate_margin.py --model runs/x ../shared/datasets/wild-dev
+    python scripts/calibrate_margin.py --fer ../shared/datasets/fer2013/fer2013-dev.csv.gz
+    python scripts/calibrate_margin.py --photos ../shared/datasets/wild-dev --model runs/x
 
-FER-2013's faces include some hair and chin; a Haar box is tighter. Prints one JSON line per margin.
+``--fer`` measures how FER-2013 itself frames faces: it runs ferkit's detector on Training
+images (upscaled 4x, with a replicated border so boxes are not clipped) and reports the Haar
+box side as a fraction of the 48x48 frame; the margin that reproduces that frame is
+``(1 / ratio - 1) / 2``. This needs no labels and cannot be tuned to a test set.
+``--photos`` checks the choice: accuracy on labelled photos per margin. One JSON line per result.
 """
 
 from __future__ import annotations
@@ -17,41 +22,82 @@ from ferkit.batch import read_labels
 from ferkit.predict import Recognizer, crop_face
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("folder", help="a folder with images/ and labels.csv")
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3])
-    args = ap.parse_args()
-    labels = read_labels(Path(args.folder) / "labels.csv")
-    rec = Recognizer(args.model)
+def fer_framing(data: str, n: int, upscale: int = 4) -> dict:
+    """Median Haar box side / FER-2013 frame side, and the margin it implies."""
+    import cv2
+    from PIL import Image
+
+    from ferkit.data import load_fer2013
+    from ferkit.detect import HaarDetector
+
+    images = load_fer2013(data).split("Training").images[:n]
+    det = HaarDetector(pad=0.0)
+    side = 48 * upscale
+    border = side // 3
+    ratios, centres = [], []
+    for im in images:
+        big = np.asarray(Image.fromarray(im).resize((side, side), Image.BICUBIC))
+        big = cv2.copyMakeBorder(big, *[border] * 4, cv2.BORDER_REPLICATE)
+        boxes = det.detect(big)
+        if boxes:
+            b = boxes[0]
+            ratios.append(max(b.w, b.h) / side)
+            centres.append(((b.x + b.w / 2 - border) / side, (b.y + b.h / 2 - border) / side))
+    r = float(np.median(ratios))
+    return {
+        "images": len(images),
+        "faces_found": len(ratios),
+        "box_to_frame_median": round(r, 3),
+        "box_to_frame_quartiles": np.percentile(ratios, [25, 75]).round(3).tolist(),
+        "box_centre_median": np.median(centres, axis=0).round(3).tolist(),
+        "implied_margin": round((1 / r - 1) / 2, 3),
+    }
+
+
+def photo_accuracy(folder: str, model: str, margins: list[float]) -> list[dict]:
+    """Right labels on a folder with images/ and labels.csv, per margin (photos with a face)."""
+    from ferkit.images import load_image, to_grey
+
+    labels = read_labels(Path(folder) / "labels.csv")
+    rec = Recognizer(model)
     photos = []
-    for f in sorted((Path(args.folder) / "images").iterdir()):
+    for f in sorted((Path(folder) / "images").iterdir()):
         found = rec.find_faces(str(f))
         if found:  # only photos with a face: margins cannot help the others
-            photos.append((f.name, found[0][0], rec_grey(f)))
-    for m in args.margins:
+            photos.append((f.name, found[0][0], to_grey(load_image(str(f)))))
+    out = []
+    for m in margins:
         crops = np.stack([crop_face(g, box, m) for _, box, g in photos])
         faces = rec.classify(crops, [box for _, box, _ in photos])
         right = sum(
             face.label == labels[name] for (name, _, _), face in zip(photos, faces, strict=True)
         )
-        print(
-            json.dumps(
-                {
-                    "margin": m,
-                    "photos_with_face": len(photos),
-                    "right": right,
-                    "accuracy": round(right / len(photos), 3),
-                }
-            )
+        out.append(
+            {
+                "margin": m,
+                "photos_with_face": len(photos),
+                "right": right,
+                "accuracy": round(right / len(photos), 3),
+            }
         )
+    return out
 
 
-def rec_grey(path: Path) -> np.ndarray:
-    from ferkit.images import load_image, to_grey
-
-    return to_grey(load_image(str(path)))
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fer", help="FER-2013 file: measure its framing")
+    ap.add_argument("--images", type=int, default=800, help="--fer: Training images to use")
+    ap.add_argument("--photos", help="a folder with images/ and labels.csv")
+    ap.add_argument("--model", help="--photos: the model to classify with")
+    ap.add_argument("--margins", type=float, nargs="+", default=[-0.1, 0.0, 0.1, 0.2])
+    args = ap.parse_args()
+    if not (args.fer or args.photos) or (args.photos and not args.model):
+        ap.error("give --fer FILE and/or --photos FOLDER --model MODEL")
+    if args.fer:
+        print(json.dumps(fer_framing(args.fer, args.images)))
+    if args.photos:
+        for row in photo_accuracy(args.photos, args.model, args.margins):
+            print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -131,6 +131,7 @@ def test_annotated_copy_and_labels_summary(tiny_run, photo, tmp_path):
     summary = json.loads(r.stdout.splitlines()[-1])["summary"]
     assert summary["files"] == 1 and summary["with_face"] == 1 and summary["labelled"] == 1
     assert summary["correct"] in (0, 1) and "largest face's label right" in r.stderr
+    assert summary["per_class"]["happy"]["labelled"] == 1 and "right per true label" in r.stderr
     ann = np.asarray(Image.open(out / "astronaut.jpg"))
     assert ann.shape == np.asarray(Image.open(photo)).shape
     assert (
@@ -254,3 +255,16 @@ def test_to_grey_is_itu_601_luma():
 
     px = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [0, 0, 0]]], np.uint8)
     assert to_grey(px).tolist() == [[76, 150, 29, 255, 0]]
+
+
+def test_summary_counts_per_true_label_and_missing_faces():
+    from ferkit.batch import BatchSummary
+
+    s = BatchSummary(files=4, with_face=3)
+    for truth, pred in [("happy", "happy"), ("happy", "sad"), ("sad", None), ("angry", "angry")]:
+        s.add_labelled(truth, pred)
+    d = s.to_dict()
+    assert (d["labelled"], d["correct"], d["accuracy"]) == (4, 2, 0.5)
+    assert list(d["per_class"]) == ["angry", "happy", "sad"]  # the labels' order
+    assert d["per_class"]["happy"] == {"labelled": 2, "correct": 1, "accuracy": 0.5}
+    assert d["confusion"]["sad"] == {"none": 1}

@@ -8,10 +8,11 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .images import IMAGE_SUFFIXES, ImageError, load_image
+from .labels import LABELS
 from .predict import Face, Recognizer
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -45,6 +46,25 @@ class BatchSummary:
     faces: int = 0
     labelled: int = 0
     correct: int = 0
+    #: true label -> predicted label of the largest face (``"none"`` when no face) -> count
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add_labelled(self, truth: str, predicted: str | None) -> None:
+        """Count one labelled file whose largest face got ``predicted`` (None: no face)."""
+        self.labelled += 1
+        self.correct += predicted == truth
+        row = self.confusion.setdefault(truth, {})
+        row[predicted or "none"] = row.get(predicted or "none", 0) + 1
+
+    def per_class(self) -> dict[str, dict[str, float]]:
+        """Recall per true label, in the labels' order."""
+        out = {}
+        for name in LABELS:
+            row = self.confusion.get(name)
+            if row:
+                n, k = sum(row.values()), row.get(name, 0)
+                out[name] = {"labelled": n, "correct": k, "accuracy": k / n}
+        return out
 
     def to_dict(self) -> dict:
         d = {
@@ -59,6 +79,8 @@ class BatchSummary:
                 correct=self.correct,
                 face_found_rate=self.with_face / max(1, self.files),
                 accuracy=self.correct / self.labelled,
+                per_class=self.per_class(),
+                confusion=self.confusion,
             )
         return d
 
@@ -139,9 +161,7 @@ def predict_paths(
         if labels is not None:
             truth = labels.get(f) or labels.get(os.path.basename(f))
             if truth is not None:
-                summary.labelled += 1
-                if all_faces:
-                    summary.correct += all_faces[0].label == truth
+                summary.add_labelled(truth, all_faces[0].label if all_faces else None)
     if bar:
         bar.close()
     return summary

@@ -97,7 +97,9 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
     @app.post("/v1/predict", responses={400: {}, 413: {}, 415: {}, 422: {}, 503: {}})
     async def predict(
         request: Request,
-        views: Literal["center", "eval1"] = Query("center"),
+        views: Literal["center", "eval1"] | None = Query(
+            None, description="test-time views per face (default: the recognizer's, eval1)"
+        ),
         detect: bool = Query(True),
     ):
         """The faces in an image sent as multipart field ``file`` or as the raw body."""
@@ -152,7 +154,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
     return app
 
 
-def _infer(recognizer: Recognizer, data: bytes, views: str, detect: bool, max_pixels: int):
+def _infer(recognizer: Recognizer, data: bytes, views: str | None, detect: bool, max_pixels: int):
     from ..images import load_image
 
     rgb = load_image(data, max_pixels=max_pixels)
