@@ -40,6 +40,16 @@ def test_data_json_three_splits(tmp_path, capsys):
     }
 
 
+def test_data_save_compact_then_read_it(tmp_path, capsys):
+    p = write_csv(tmp_path / "f.csv", {"Training": 14, "PublicTest": 7})
+    assert main(["data", "--data", str(p), "--json", "--save", str(tmp_path / "c.npz.xz")]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert main(["data", "--data", str(tmp_path / "c.npz.xz"), "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert after["format"] == "compact" and after["splits"] == before["splits"]
+    assert main(["data", "--data", str(p), "--save", str(tmp_path / "c.tar")]) == 2
+
+
 def test_data_bad_row_one_line_exit_1(tmp_path):
     p = tmp_path / "bad.csv"
     p.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")

@@ -172,3 +172,29 @@ def test_real_dev_file(real_fer):
     assert s["Training"]["n"] == 28709 and s["PublicTest"]["n"] == 3589
     assert list(s["Training"]["counts"].values()) == [3995, 436, 4097, 7215, 4830, 3171, 4965]
     assert list(s["PublicTest"]["counts"].values()) == [467, 56, 496, 895, 653, 415, 607]
+
+
+@pytest.mark.parametrize("name", ["copy.npz", "copy.npz.xz"])
+def test_compact_copy_round_trip(tmp_path, name):
+    from ferkit.data import save_compact
+
+    src = load_fer2013(write_csv(tmp_path / "a.csv", {"Training": 21, "PublicTest": 7}))
+    back = load_fer2013(save_compact(src, tmp_path / name), cache=False)
+    assert back.format == "compact" and list(back.splits) == ["Training", "PublicTest"]
+    for split in src.splits:
+        np.testing.assert_array_equal(back.splits[split].images, src.splits[split].images)
+        np.testing.assert_array_equal(back.splits[split].labels, src.splits[split].labels)
+
+
+def test_compact_copy_bad_files(tmp_path):
+    from ferkit.data import save_compact
+
+    ds = load_fer2013(write_csv(tmp_path / "a.csv", {"Training": 7}))
+    with pytest.raises(ValueError, match="ends in .npz or .npz.xz"):
+        save_compact(ds, tmp_path / "x.zip")
+    (tmp_path / "junk.npz.xz").write_bytes(b"not xz at all")
+    with pytest.raises(DataError, match="junk.npz.xz: not a ferkit compact data file"):
+        load_fer2013(tmp_path / "junk.npz.xz", cache=False)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))  # an npz, but not ours
+    with pytest.raises(DataError, match="other.npz: not a ferkit compact data file"):
+        load_fer2013(tmp_path / "other.npz", cache=False)

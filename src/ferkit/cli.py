@@ -38,6 +38,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from .labels import LABELS
 
     ds = load_fer2013(args.data, on_error="skip" if args.skip_bad else "raise", resize=args.resize)
+    if args.save:
+        from .data import save_compact
+
+        try:
+            print(f"ferkit: wrote {save_compact(ds, args.save)}", file=sys.stderr)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     s = ds.summary()
     if args.json:
         print(json.dumps(s))
@@ -283,11 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_data,
         "read a FER-2013 file and report its splits and class counts",
         "Read FER-2013 (Kaggle's fer2013.csv, plain or .gz, or the train/<label>/ image-folder "
-        "layout) and report its format, splits and class counts. Bad rows stop the read with "
-        "file, line and reason unless --skip-bad is given.",
+        "layout, or a compact copy made by --save) and report its format, splits and class "
+        "counts. Bad rows stop the read with file, line and reason unless --skip-bad is given.",
     )
     _data_args(sp)
     sp.add_argument("--json", action="store_true", help="print a JSON object")
+    sp.add_argument(
+        "--save",
+        metavar="FILE",
+        help="also write a compact copy (.npz, or .npz.xz: FER-2013 in ~60 MB) that every "
+        "--data option reads",
+    )
 
     sp = add(
         "train",
@@ -297,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "weights), checkpoint.pt, metrics.jsonl and curves.png. Runs under torchrun for "
         "several processes. Interrupted runs continue with --resume RUN.",
     )
-    sp.add_argument("--data", help="FER-2013 CSV (.csv/.csv.gz) or image folder")
+    sp.add_argument("--data", help="FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz]")
     sp.add_argument("--out", help="run folder to create")
     sp.add_argument(
         "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
@@ -532,7 +545,11 @@ def _model_args(sp: argparse.ArgumentParser) -> None:
 
 
 def _data_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--data", required=True, help="FER-2013 CSV (.csv/.csv.gz) or image folder")
+    sp.add_argument(
+        "--data",
+        required=True,
+        help="FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz]",
+    )
     sp.add_argument(
         "--skip-bad",
         action="store_true",

@@ -1,0 +1,32 @@
+#!/bin/sh
+# `ferkit reproduce` on a lent GPU machine (the device tool), in one prepared call.
+#
+# Here, once (the CSV.gz is 87 MB, over the 64 MiB that travels; the compact copy is 57 MiB):
+#   echo /.data/ >> .git/info/exclude
+#   ferkit data --data ../shared/datasets/fer2013/fer2013-dev.csv.gz --save .data/fer2013-dev.npz.xz
+# Then one device call (carry [".data"], timeout_s 600):
+#   sh scripts/device_reproduce.sh .data/fer2013-dev.npz.xz 480 300 bkvgg12-svm [more...]
+# arguments: data, seconds allowed for training + evaluation, epochs, experiments.
+# What comes back in $OUT: results.tgz (summaries, REPRODUCTION.md, metrics.jsonl, curves.png,
+# figures, the log) and <experiment>.fp16.safetensors per finished run (the fp32 weights and
+# checkpoint.pt are over the 16 MiB a returned file may have). Unpack here, then
+# `ferkit reproduce` regenerates the report from the summaries.
+set -u
+data=$1 seconds=$2 epochs=$3
+shift 3
+out=${OUT:-/tmp/ferkit-out}
+work=/tmp/ferkit-repro
+mkdir -p "$out" "$work"
+export PYTHONPATH="$PWD/src" PYTHONUNBUFFERED=1 FERKIT_CACHE=/tmp/ferkit-cache MPLBACKEND=Agg
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+timeout "$seconds" python3 -m ferkit.cli reproduce --data "$data" --out "$work" \
+    --experiments "$@" --epochs "$epochs" \
+    --summaries "$work/summaries" --report "$work/REPRODUCTION.md" 2>&1 | tee "$work/log.txt"
+for run in "$work"/runs/*/; do
+    [ -f "$run/model.safetensors" ] || continue
+    python3 -m ferkit.cli export --model "$run" --dtype fp16 \
+        --out "$out/$(basename "$run").fp16.safetensors"
+done
+cd "$work" && tar czf "$out/results.tgz" --exclude=checkpoint.pt --exclude=model.safetensors \
+    --exclude='*.trace*' $(ls -d log.txt summaries REPRODUCTION.md runs ./*.png 2>/dev/null)
+ls -la "$out"
