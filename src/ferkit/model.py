@@ -80,7 +80,9 @@ class FerModel(nn.Module):
         self.eval()
         dev = self.norm_mean.device
         fmt = memory_format(dev)
-        self.net.to(memory_format=fmt)  # weights in the input's layout: ~2x faster on CPU
+        if getattr(self, "_layout", None) != fmt:  # once (0.2 ms a call otherwise)
+            self.net.to(memory_format=fmt)  # weights in the input's layout: ~2x faster on CPU
+            self._layout = fmt
         thetas = view_thetas_for(method).to(dev)
         n_views = thetas.shape[0]
         per_chunk = max(1, batch // n_views)  # images per resampling chunk
