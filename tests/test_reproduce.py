@@ -32,10 +32,14 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert s["budget"]["epochs"] == 1 and s["epochs_done"] == 1
     assert [(r["split"], r["method"]) for r in s["results"]] == [("PublicTest", "eval2")]
     assert "ferkit train --data" in s["command"] and s["machine"]
+    assert len(s["curve"]) == 1 and s["curve"][0][0] == 1 and 0 <= s["curve"][0][1] <= 100
     text = report.read_text()
     assert "| bkvgg12 | 4,188,903 | 4.19 M |" in text
     assert "| bkstart-svm | VI/VII | eval2 | 69.7 |" in text
     assert "| bkvgg14-svm | VII | eval2 | 70.6 | not run |" in text
+    assert "## Validation accuracy against epochs and hours" in text
+    assert "- bkstart-svm, eval2: " in text and "points below the paper, after 1 epochs" in text
+    assert f"| bkstart-svm | 1 | {s['curve'][0][1]:.1f} |" in text
     # the report is a function of the committed summaries alone
     assert write_report(summaries, tmp_path / "again.md") == text
     # a second call skips what is finished
@@ -50,3 +54,25 @@ def test_report_lists_every_experiment_even_when_none_ran():
     for e in EXPERIMENTS:
         assert f"| {e.name} |" in text
     assert "Not run yet." in text
+
+
+def test_summaries_from_before_curves_gain_one(tmp_path):
+    from ferkit.reproduce import Budget, experiment, run_experiment
+
+    run = tmp_path / "out" / "runs" / "bkstart-svm"
+    run.mkdir(parents=True)
+    run.joinpath("metrics.jsonl").write_text(
+        "".join(
+            json.dumps({"epoch": e, "val_acc": 0.25 + e / 100, "seconds": 1800}) + "\n"
+            for e in (1, 2, 3)
+        )
+    )
+    summaries = tmp_path / "reproduction"
+    summaries.mkdir()
+    old = {"experiment": "bkstart-svm", "budget": {"epochs": 3}, "results": []}
+    (summaries / "bkstart-svm.json").write_text(json.dumps(old))
+    got = run_experiment(
+        experiment("bkstart-svm"), "unused", tmp_path / "out", summaries, Budget(epochs=3)
+    )
+    assert got["curve"] == [[1, 26.0, 0.5], [2, 27.0, 1.0], [3, 28.0, 1.5]]
+    assert json.loads((summaries / "bkstart-svm.json").read_text())["curve"] == got["curve"]
