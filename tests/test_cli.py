@@ -92,24 +92,13 @@ def test_augment_preview(small_csv, tmp_path):
     assert out.read_bytes()[:4] == b"\x89PNG"
 
 
+def _benchmark_json(capsys, *args: str) -> dict:
+    assert main(["benchmark", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
 def test_benchmark_train_reports_both(capsys):
-    assert (
-        main(
-            [
-                "benchmark",
-                "train",
-                "--arch",
-                "bkstart",
-                "--batch-size",
-                "8",
-                "--steps",
-                "1",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    r = json.loads(capsys.readouterr().out)
+    r = _benchmark_json(capsys, "train", "--arch", "bkstart", "--batch-size", "8", "--steps", "1")
     assert r["plain_fp32_images_per_s"] > 0 and r["ferkit_images_per_s"] > 0
     assert r["speedup"] == pytest.approx(
         r["ferkit_images_per_s"] / r["plain_fp32_images_per_s"], rel=0.02
@@ -117,24 +106,18 @@ def test_benchmark_train_reports_both(capsys):
 
 
 def test_benchmark_evaluate(capsys):
-    assert (
-        main(
-            [
-                "benchmark",
-                "evaluate",
-                "--arch",
-                "bkstart",
-                "--method",
-                "eval1",
-                "--images",
-                "3",
-                "--json",
-            ]
-        )
-        == 0
+    r = _benchmark_json(
+        capsys, "evaluate", "--arch", "bkstart", "--method", "eval1", "--images", "3"
     )
-    r = json.loads(capsys.readouterr().out)
     assert r["views_per_s"] > 0 and r["minutes_for_3589_images"] > 0
+
+
+def test_benchmark_predict(capsys):
+    pytest.importorskip("cv2")
+    r = _benchmark_json(capsys, "predict", "--arch", "bkstart")
+    assert r["benchmark"] == "predict" and r["faces_in_photo"] == 1  # the astronaut
+    assert r["one_face_ms"] > 0 and r["faces_per_s_batch256"] > 0
+    assert r["photo_640x480_ms"] > 0 and r["photo_640x480_eval1_ms"] > 0
 
 
 @pytest.mark.slow
