@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -38,9 +39,37 @@ def test_fp16_export_is_half_the_size_and_loads(tiny_run, small_csv, tmp_path):
         assert f.get_tensor("classifier.1.weight").dtype == torch.float16
         assert f.get_tensor("norm.mean").dtype == torch.float32  # normalisation stays exact
     m16, m32 = ferkit.load_model(out), ferkit.load_model(tiny_run)
-    assert m16.meta.card == {"data": "synthetic"}
+    card = m16.meta.card
+    assert card["data"] == "synthetic"  # --card overrides a field
+    assert card["weights"] == "fp16" and card["model"] == f"{m32.meta.arch} + {m32.meta.loss}"
+    assert card["fp16_check"]["split"] == "PublicTest" and card["limits"] and card["terms_of_use"]
+    assert card["training"]["epochs"] == m32.meta.config["epochs"]
+    text = out.with_suffix(".md").read_text()  # and the card beside the weights, as text
+    assert text.startswith("# ferkit model card") and "## Known limits" in text
     faces = torch.randint(0, 256, (8, 48, 48), dtype=torch.uint8)
     assert torch.allclose(m16.score(faces), m32.score(faces), atol=0.05)
+
+
+def test_card_takes_a_reproduce_summary(tiny_run, tmp_path):
+    summary = {
+        "command": "ferkit train --data x.csv --out runs/x",
+        "train_seconds": 7200,
+        "machine": "a test machine",
+        "results": [
+            {"split": "PublicTest", "method": m, "accuracy": a}
+            for m, a in (("center", 0.6), ("eval2", 0.65))
+        ],
+    }
+    (tmp_path / "s.json").write_text(json.dumps(summary))
+    out = tmp_path / "m.safetensors"
+    args = ["export", "--model", str(tiny_run), "--out", str(out), "--dtype", "fp32"]
+    assert main([*args, "--summary", str(tmp_path / "s.json")]) == 0
+    card = ferkit.load_model(out).meta.card
+    assert card["accuracy"] == {"PublicTest": {"center": 0.6, "eval2": 0.65}}
+    assert card["wall_time_hours"] == 2.0 and card["machine"] == "a test machine"
+    assert "`ferkit train --data x.csv --out runs/x`" in out.with_suffix(".md").read_text()
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main([*args, "--summary", str(tmp_path / "bad.json")]) == 2
 
 
 def test_fp16_export_refused_over_tolerance(tiny_run, small_csv, tmp_path, monkeypatch):
@@ -83,6 +112,7 @@ def test_wheel_ships_the_model_and_the_page(tiny_run, tmp_path):
     (wheel,) = dist.glob("ferkit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "ferkit/weights/bkvgg12.safetensors" in names and "ferkit/serve/static/app.js" in names
+    assert "ferkit/weights/bkvgg12.md" in names  # the model card travels with the weights
     target = tmp_path / "site"
     subprocess.run(
         [

@@ -210,6 +210,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     card = json.loads(args.card) if args.card else None
     if card is not None and not isinstance(card, dict):
         raise UsageError("--card must be a JSON object")
+    summary = None
+    if args.summary:
+        try:
+            with open(args.summary) as fh:
+                summary = json.load(fh)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{args.summary}: not a reproduce summary ({e})") from None
     check = export_model(
         args.model,
         args.out,
@@ -219,6 +226,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         args.split,
         args.method,
         args.tolerance,
+        summary=summary,
     )
     if check:
         print(
@@ -502,14 +510,21 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         _cmd_export,
         "write a model as fp16 (or fp32) safetensors with a model card, for shipping",
-        "Re-save a trained model in fp16 (about half the size) or fp32, adding a model card to its "
-        "metadata. With --verify-data, fp32 and fp16 are scored on the same split and the export "
+        "Re-save a trained model in fp16 (about half the size) or fp32 with a model card (training "
+        "recipe, accuracies, data terms, known limits) in its metadata and as Markdown beside it "
+        "(OUT with .md). With --verify-data, fp32 and fp16 are scored on the same split and the export "
         "is refused when they differ by more than --tolerance accuracy points.",
     )
     sp.add_argument("--model", required=True, help="model.safetensors or run folder")
     sp.add_argument("--out", required=True, help="file to write")
     sp.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
-    sp.add_argument("--card", help="JSON object merged into the model card")
+    sp.add_argument("--card", help="JSON object merged into the model card (overrides fields)")
+    sp.add_argument(
+        "--summary",
+        metavar="JSON",
+        help="a ferkit reproduce summary (reproduction/NAME.json): command, wall time, machine "
+        "and test accuracies for the card",
+    )
     sp.add_argument(
         "--verify-data", metavar="PATH", help="FER-2013 data to compare fp16 with fp32 on"
     )

@@ -1,14 +1,46 @@
 """Exporting a trained model for shipping: fp16 weights (half the size) with a model card,
-kept only if fp16 scores within a tolerance of fp32 on a test split."""
+kept only if fp16 scores within a tolerance of fp32 on a test split.
+
+The card goes into the file's metadata and, as Markdown, beside it (``<name>.md``): what the
+model is, how it was trained (from its own config, and from a ``ferkit reproduce`` summary when
+given one), what it scored, the data's terms and the model's known limits.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .checkpoint import load_model, save_model
+
+#: What every card says about FER-2013 and the limits any model trained on it has.
+DATA_CARD: dict = {
+    "data": "FER-2013 (Goodfellow et al. 2013, the ICML 2013 'Challenges in Representation "
+    "Learning' facial expression challenge on Kaggle): 48x48 grey faces found by web image "
+    "search, one of 7 expression labels each; trained on its Training split (10 % held out "
+    "for model selection), never on a test split.",
+    "terms_of_use": "FER-2013 was published by its authors (Pierre-Luc Carrier and Aaron "
+    "Courville) for the Kaggle challenge under the competition's rules, for research; no "
+    "licence for other uses is stated, and these weights inherit that: check before any "
+    "commercial use.",
+    "limits": [
+        "Input is a 48x48 grey face framed as FER-2013 frames them (ferkit's detector and crop "
+        "do this); colour, resolution and context are thrown away.",
+        "FER-2013's labels are noisy: people agree with them about 65 +- 5 % of the time.",
+        "Its faces come from web search: ages, skin tones, head poses, lighting and posed "
+        "against spontaneous expressions are not balanced, and accuracy differs between groups "
+        "in ways nobody has measured on this model.",
+        "Disgust is 1.5 % of the training faces (436): the model rarely says disgust.",
+        "It names a displayed expression, not what a person feels; do not use it to make "
+        "decisions about people.",
+        "Accuracy on real photos is lower than on FER-2013's test faces.",
+    ],
+}
 
 
 @dataclass
@@ -34,14 +66,14 @@ def export_model(
     split: str = "PublicTest",
     method: str = "center",
     tolerance_points: float = 0.1,
+    summary: dict | None = None,
 ) -> ExportCheck | None:
-    """Write ``model_path`` to ``out`` in ``dtype``; with ``verify_data``, refuse (ValueError)
-    an fp16 export whose accuracy differs from fp32 by more than ``tolerance_points``."""
+    """Write ``model_path`` to ``out`` in ``dtype`` with its card (``card`` overrides fields),
+    and the card as Markdown beside it; with ``verify_data``, refuse (ValueError) an fp16
+    export whose accuracy differs from fp32 by more than ``tolerance_points``."""
     if dtype not in ("fp16", "fp32"):
         raise ValueError(f"dtype must be fp16 or fp32, not {dtype!r}")
     model = load_model(model_path)
-    if card:
-        model.meta.card = {**model.meta.card, **card}
     torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
     check = None
     if verify_data and dtype == "fp16":
@@ -51,8 +83,68 @@ def export_model(
                 f"fp16 changes {split} {method} accuracy by {check.difference_points:.2f} "
                 f"points (> {tolerance_points}): export fp32 instead"
             )
+    model.meta.card = {**build_card(model, dtype, summary, check), **(card or {})}
     save_model(model, out, dtype=torch_dtype)
+    with atomic_write(Path(out).with_suffix(".md"), "w") as fh:
+        fh.write(card_markdown(model.meta.card))
     return check
+
+
+def build_card(model, dtype: str, summary: dict | None, check: ExportCheck | None) -> dict:
+    """The card's fields from the model's own metadata, a reproduce summary and the fp16 check."""
+    cfg, metrics = model.meta.config, model.meta.metrics
+    card = {
+        **{k: v for k, v in model.meta.card.items() if k not in DATA_CARD},
+        "model": f"{model.meta.arch} + {model.meta.loss}",
+        "parameters": sum(p.numel() for p in model.net.parameters()),
+        "weights": dtype,
+        "training": {
+            k: cfg[k]
+            for k in (
+                "epochs",
+                "schedule",
+                "lr",
+                "weight_decay",
+                "momentum",
+                "nesterov",
+                "batch_size",
+                "augment",
+                "seed",
+            )
+            if k in cfg
+        },
+        "validation_accuracy": round(metrics.get("val_acc", float("nan")), 4),
+        "best_epoch": metrics.get("best_epoch"),
+        "machine": cfg.get("machine"),
+        "torch": cfg.get("torch", torch.__version__),
+    }
+    if summary:
+        card["command"] = summary.get("command")
+        card["wall_time_hours"] = round(summary.get("train_seconds", 0) / 3600, 2)
+        card["machine"] = summary.get("machine")
+        acc: dict = {}
+        for r in summary.get("results", []):
+            acc.setdefault(r["split"], {})[r["method"]] = round(r["accuracy"], 4)
+        card["accuracy"] = acc
+    if check:
+        card["fp16_check"] = asdict(check)
+    return {**card, **DATA_CARD}
+
+
+def card_markdown(card: dict) -> str:
+    """The card as a short Markdown page, its fields in order."""
+    lines = [f"# ferkit model card: {card.get('model', 'model')}", ""]
+    for key, value in card.items():
+        if key == "limits":
+            lines += ["", "## Known limits", "", *[f"- {x}" for x in value], ""]
+        elif isinstance(value, dict):
+            lines.append(f"- **{key}**: `{json.dumps(value)}`")
+        elif key == "command":
+            lines.append(f"- **{key}**: `{value}`")
+        elif key not in ("data", "terms_of_use"):
+            lines.append(f"- **{key}**: {value}")
+    lines[2:2] = [f"{card['data']}", "", f"Terms of use: {card['terms_of_use']}", ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def _compare(model, data: str, split: str, method: str) -> ExportCheck:
