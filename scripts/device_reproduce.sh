@@ -8,8 +8,9 @@
 #   sh scripts/device_reproduce.sh .data/fer2013-dev.npz.xz 480 300 bkvgg12-svm [more...]
 # arguments: data, seconds allowed for training + evaluation, epochs, experiments.
 # What comes back in $OUT: results.tgz (summaries, REPRODUCTION.md, metrics.jsonl, curves.png,
-# figures, the log) and <experiment>.fp16.safetensors per finished run (the fp32 weights and
-# checkpoint.pt are over the 16 MiB a returned file may have). Unpack here, then
+# figures, the log) and <experiment>.fp16.safetensors (+ .md card) per finished run (the fp32
+# weights and checkpoint.pt are over the 16 MiB a returned file may have; at most 8 files come
+# back, so give at most 3 experiments a call). Unpack here, then
 # `ferkit reproduce` regenerates the report from the summaries.
 set -u
 data=$1 seconds=$2 epochs=$3
@@ -23,9 +24,14 @@ timeout "$seconds" python3 -m ferkit.cli reproduce --data "$data" --out "$work" 
     --experiments "$@" --epochs "$epochs" \
     --summaries "$work/summaries" --report "$work/REPRODUCTION.md" 2>&1 | tee "$work/log.txt"
 for run in "$work"/runs/*/; do
+    name=$(basename "$run")
     [ -f "$run/model.safetensors" ] || continue
-    python3 -m ferkit.cli export --model "$run" --dtype fp16 \
-        --out "$out/$(basename "$run").fp16.safetensors"
+    card=""
+    [ -f "$work/summaries/$name.json" ] && card="--summary $work/summaries/$name.json"
+    # fp16 only if Eval2 moves by <= 0.1 point (the fp32 file is over the 16 MiB that comes back)
+    python3 -m ferkit.cli export --model "$run" --dtype fp16 $card \
+        --verify-data "$data" --method eval2 --out "$out/$name.fp16.safetensors" 2>&1 |
+        tee -a "$work/log.txt"
 done
 cd "$work" && tar czf "$out/results.tgz" --exclude=checkpoint.pt --exclude=model.safetensors \
     --exclude='*.trace*' $(ls -d log.txt summaries REPRODUCTION.md runs ./*.png 2>/dev/null)
