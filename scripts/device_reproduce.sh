@@ -10,8 +10,10 @@
 # What comes back in $OUT: results.tgz (summaries, REPRODUCTION.md, metrics.jsonl, curves.png,
 # figures, the log) and <experiment>.fp16.safetensors (+ .md card) per finished run (the fp32
 # weights and checkpoint.pt are over the 16 MiB a returned file may have; at most 8 files come
-# back, so give at most 3 experiments a call). Unpack here, then
-# `ferkit reproduce` regenerates the report from the summaries.
+# back, so give at most 3 experiments a call). A run the time limit cut short comes back whole
+# instead, in 15 MiB parts (BKVGG12: 4 parts; 64 MiB may come back in all):
+# `cat NAME.run.tar.part-* | tar xf - -C runs/repro/runs`, then `ferkit train --resume` it.
+# Copy the summaries into reproduction/ and `ferkit reproduce` regenerates the report.
 set -u
 data=$1 seconds=$2 epochs=$3
 shift 3
@@ -26,12 +28,14 @@ timeout "$seconds" python3 -m ferkit.cli reproduce --data "$data" --out "$work" 
 for run in "$work"/runs/*/; do
     name=$(basename "$run")
     [ -f "$run/model.safetensors" ] || continue
-    card=""
-    [ -f "$work/summaries/$name.json" ] && card="--summary $work/summaries/$name.json"
-    # fp16 only if Eval2 moves by <= 0.1 point (the fp32 file is over the 16 MiB that comes back)
-    python3 -m ferkit.cli export --model "$run" --dtype fp16 $card \
-        --verify-data "$data" --method eval2 --out "$out/$name.fp16.safetensors" 2>&1 |
-        tee -a "$work/log.txt"
+    if [ -f "$work/summaries/$name.json" ]; then
+        # fp16 only if Eval2 moves by <= 0.1 point (fp32 is over the 16 MiB a file may have)
+        python3 -m ferkit.cli export --model "$run" --dtype fp16 \
+            --summary "$work/summaries/$name.json" --verify-data "$data" --method eval2 \
+            --out "$out/$name.fp16.safetensors" 2>&1 | tee -a "$work/log.txt"
+    else  # cut short by the time limit: bring the run back in parts, to resume elsewhere
+        tar cf - -C "$work/runs" "$name" | split -b 15m - "$out/$name.run.tar.part-"
+    fi
 done
 cd "$work" && tar czf "$out/results.tgz" --exclude=checkpoint.pt --exclude=model.safetensors \
     --exclude='*.trace*' $(ls -d log.txt summaries REPRODUCTION.md runs ./*.png 2>/dev/null)
