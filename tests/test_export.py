@@ -139,3 +139,17 @@ def test_wheel_ships_the_model_and_the_page(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     where, info = r.stdout.splitlines()
     assert where.startswith(str(target)) and info == "bkstart 7170983"
+
+
+def test_fp16_check_reuses_fp32_figures_of_the_same_weights_only(tiny_run, small_csv, tmp_path):
+    from ferkit.checkpoint import file_sha256
+    from ferkit.export import export_model
+
+    sentinel = {"split": "PublicTest", "method": "center", "accuracy": 0.123}
+    same = {"model_sha256": file_sha256(tiny_run / "model.safetensors"), "results": [sentinel]}
+    other = {**same, "model_sha256": "0" * 64}
+    kw = dict(verify_data=str(small_csv), tolerance_points=100.0)
+    reused = export_model(tiny_run, tmp_path / "a.safetensors", summary=same, **kw)
+    assert reused.fp32 == 0.123  # not measured again
+    measured = export_model(tiny_run, tmp_path / "b.safetensors", summary=other, **kw)
+    assert measured.fp32 != 0.123 and measured.fp16 == reused.fp16

@@ -33,6 +33,7 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert [(r["split"], r["method"]) for r in s["results"]] == [("PublicTest", "eval2")]
     assert "ferkit train --data" in s["command"] and s["machine"]
     assert len(s["curve"]) == 1 and s["curve"][0][0] == 1 and 0 <= s["curve"][0][1] <= 100
+    assert len(s["model_sha256"]) == 64  # ties the figures to the exact weights
     text = report.read_text()
     assert "| bkvgg12 | 4,188,903 | 4.19 M |" in text
     assert "| bkstart-svm | VI/VII | eval2 | 69.7 |" in text

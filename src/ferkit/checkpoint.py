@@ -60,6 +60,23 @@ def shipped_model_path() -> Path | None:
     return Path(str(p)) if p.is_file() else None
 
 
+def model_file(path: str | os.PathLike) -> Path:
+    """A model path as given: the file itself, or a run folder's ``model.safetensors``."""
+    p = Path(path)
+    return p / "model.safetensors" if p.is_dir() else p
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file: ties a summary's figures to the exact weights they measured."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def load_model(
     path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
 ) -> FerModel:
@@ -73,9 +90,7 @@ def load_model(
         path = shipped_model_path()
         if path is None:
             raise ModelFileError("this ferkit build ships no trained model yet: pass --model PATH")
-    p = Path(path)
-    if p.is_dir():
-        p = p / "model.safetensors"
+    p = model_file(path)
     if not p.is_file():
         raise ModelFileError(f"{p}: no such model file")
     try:

@@ -111,7 +111,7 @@ def run_experiment(
     """Train (or resume, or skip) one experiment, evaluate it, write its summary JSON."""
     import torch
 
-    from .checkpoint import load_model
+    from .checkpoint import file_sha256, load_model, model_file
     from .data import load_fer2013
     from .evaluate import evaluate
     from .train import TrainConfig, load_run_config, train
@@ -166,6 +166,7 @@ def run_experiment(
         "val_acc": result.best_val_acc,
         "train_seconds": round(train_seconds, 1),
         "curve": _curve(run),
+        "model_sha256": file_sha256(model_file(run)),
         "results": [dataclasses.asdict(r) for r in results],
         "command": command,
         "machine": machine_description(),
