@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
+DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (ferkit data --save)"
 
 
 class UsageError(ValueError):
@@ -318,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "weights), checkpoint.pt, metrics.jsonl and curves.png. Runs under torchrun for "
         "several processes. Interrupted runs continue with --resume RUN.",
     )
-    sp.add_argument("--data", help="FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz]")
+    sp.add_argument("--data", help=DATA_HELP)
     sp.add_argument("--out", help="run folder to create")
     sp.add_argument(
         "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
@@ -405,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         "method; --out writes report.json, report.md (Table IX form) and confusion.png.",
     )
     _model_args(sp)
-    sp.add_argument("--data", required=True, help="FER-2013 CSV or image folder")
+    sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument(
         "--method",
         choices=["center", "eval1", "eval2", "all"],
@@ -496,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "interrupted ones), write one summary JSON per experiment and regenerate REPRODUCTION.md "
         "from the summaries. Experiments: " + ", ".join(e.name for e in EXPERIMENTS) + ".",
     )
-    sp.add_argument("--data", required=True, help="FER-2013 CSV or image folder")
+    sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument("--out", required=True, help="folder for the runs and figures")
     sp.add_argument("--experiments", nargs="+", metavar="NAME", help="which (default: all)")
     sp.add_argument("--epochs", type=int, default=60, help="training budget per experiment")
@@ -535,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add(
         "augment-preview", _cmd_augment_preview, "draw faces beside augmented versions (Fig. 1)"
     )
-    sp.add_argument("--data", required=True, help="FER-2013 CSV or image folder")
+    sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument("--out", required=True, help="PNG file to write")
     sp.add_argument("--faces", type=int, default=6, help="how many faces (rows)")
     sp.add_argument("--per-face", type=int, default=7, help="augmented versions per face")
@@ -563,7 +564,7 @@ def _data_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--data",
         required=True,
-        help="FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz]",
+        help=DATA_HELP,
     )
     sp.add_argument(
         "--skip-bad",

@@ -177,25 +177,26 @@ def run_experiment(
     return summary
 
 
-def _curve(run: Path) -> list[list[float]]:
-    """[epoch, validation accuracy %, wall hours so far] for every epoch of a run."""
+def _metrics(run: Path) -> list[dict]:
+    """The run's metrics.jsonl, one dict per epoch (none if the run has not started)."""
     p = run / "metrics.jsonl"
     if not p.exists():
         return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def _curve(run: Path) -> list[list[float]]:
+    """[epoch, validation accuracy %, wall hours so far] for every epoch of a run."""
     rows, hours = [], 0.0
-    for line in p.read_text().splitlines():
-        if line.strip():
-            m = json.loads(line)
-            hours += m["seconds"] / 3600
-            rows.append([m["epoch"], round(100 * m["val_acc"], 2), round(hours, 3)])
+    for m in _metrics(run):
+        hours += m["seconds"] / 3600
+        rows.append([m["epoch"], round(100 * m["val_acc"], 2), round(hours, 3)])
     return rows
 
 
 def _wall_seconds(run: Path) -> float | None:
-    p = run / "metrics.jsonl"
-    if not p.exists():
-        return None
-    return sum(json.loads(line)["seconds"] for line in p.read_text().splitlines() if line)
+    epochs = _metrics(run)
+    return sum(m["seconds"] for m in epochs) if epochs else None
 
 
 def _train_command(cfg) -> str:
