@@ -268,3 +268,11 @@ def test_summary_counts_per_true_label_and_missing_faces():
     assert list(d["per_class"]) == ["angry", "happy", "sad"]  # the labels' order
     assert d["per_class"]["happy"] == {"labelled": 2, "correct": 1, "accuracy": 0.5}
     assert d["confusion"]["sad"] == {"none": 1}
+
+
+@pytest.mark.skipif(ferkit.checkpoint.shipped_model_path() is None, reason="no shipped model")
+def test_shipped_model_is_the_default(photo):
+    r = run_cli("predict", str(photo), "--json")
+    assert r.returncode == 0, r.stderr
+    (row,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert row["label"] in ferkit.LABELS and sum(row["probabilities"].values()) == pytest.approx(1)

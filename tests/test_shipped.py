@@ -1,0 +1,62 @@
+"""The model shipped inside the package: it loads with no path, it is what its card says, and
+its card's accuracy is what ferkit measures on the real data. Skipped in a build without one."""
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+import ferkit
+from ferkit.checkpoint import shipped_model_path
+
+SHIPPED = shipped_model_path()
+pytestmark = pytest.mark.skipif(SHIPPED is None, reason="this build ships no model")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return ferkit.load_model()
+
+
+def test_loads_with_no_path_as_bkvgg12_svm(shipped):
+    assert shipped.meta.arch == "bkvgg12" and shipped.meta.loss == "svm"
+    assert shipped.meta.labels == tuple(ferkit.LABELS)
+    with safe_open(str(SHIPPED), framework="pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys() if not k.startswith("norm.")}  # noqa: SIM118
+    assert dtypes == {"F16"}
+
+
+def test_card_is_complete_and_beside_the_weights(shipped):
+    card = shipped.meta.card
+    for key in ("command", "training", "wall_time_hours", "machine", "terms_of_use", "limits"):
+        assert card.get(key), key
+    assert set(card["accuracy"]["PublicTest"]) == {"center", "eval1", "eval2"}
+    check = card["fp16_check"]
+    assert check["method"] == "eval2" and abs(check["fp32"] - check["fp16"]) <= 0.001
+    page = SHIPPED.with_suffix(".md").read_text()
+    assert "Terms of use" in page and json.dumps(card["accuracy"]) in page
+
+
+def test_card_accuracy_is_what_ferkit_measures(shipped, real_fer):
+    """The card's fp32 centre-crop figure, re-measured on the shipped fp16 weights (3,589 faces):
+    fp16 may move a few faces, so allow 0.3 point."""
+    from ferkit.data import load_fer2013
+    from ferkit.evaluate import evaluate
+
+    (r,) = evaluate(shipped, load_fer2013(real_fer), ["PublicTest"], ["center"], progress=False)
+    assert r.accuracy == pytest.approx(
+        shipped.meta.card["accuracy"]["PublicTest"]["center"], abs=0.003
+    )
+
+
+def test_commands_use_it_when_no_model_is_given(small_csv):
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", "evaluate", "--data", str(small_csv), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"]["arch"] == "bkvgg12"
