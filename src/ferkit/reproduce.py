@@ -335,11 +335,10 @@ def _shortfalls(summaries: list[dict]) -> list[str]:
             why = f"after {s['epochs_done']} epochs ({s['train_seconds'] / 3600:.1f} h) against the paper's ~1,400"
             curve = s.get("curve") or []
             if len(curve) > 10:
-                gain = curve[-1][1] - curve[-11][1]
-                peak = max(c[1] for c in curve[:-10])
+                best = max(curve, key=lambda c: c[1])
                 why += (
-                    f"; validation accuracy moved {gain:+.1f} points over the last 10 epochs "
-                    f"(best before them {peak:.1f}, last {curve[-1][1]:.1f})"
+                    f"; validation accuracy went {curve[-11][1]:.1f} -> {curve[-1][1]:.1f} over "
+                    f"the last 10 epochs, best {best[1]:.1f} at epoch {best[0]:.0f}"
                 )
             out.append(f"- {exp.name}, {method}: {public - got:.1f} points below the paper, {why}.")
     if not out:
