@@ -7,7 +7,7 @@
 # Then one device call (carry [".data"], timeout_s 600):
 #   sh scripts/device_reproduce.sh .data/fer2013-dev.npz.xz 480 300 bkvgg12-svm [more...]
 # arguments: data, seconds allowed for training + evaluation, epochs, experiments.
-# What comes back in $OUT: results.tgz (summaries, REPRODUCTION.md, metrics.jsonl, curves.png,
+# What comes back in $OUT: results.tgz (summaries and their figures/, REPRODUCTION.md, metrics.jsonl, curves.png,
 # figures, the log) and <experiment>.fp16.safetensors (+ .md card) per finished run (the fp32
 # weights and checkpoint.pt are over the 16 MiB a returned file may have; at most 8 files come
 # back, so give at most 3 experiments a call). A run the time limit cut short comes back whole
@@ -38,5 +38,5 @@ for run in "$work"/runs/*/; do
     fi
 done
 cd "$work" && tar czf "$out/results.tgz" --exclude=checkpoint.pt --exclude=model.safetensors \
-    --exclude='*.trace*' $(ls -d log.txt summaries REPRODUCTION.md runs ./*.png 2>/dev/null)
+    --exclude='*.trace*' $(ls -d log.txt summaries REPRODUCTION.md runs 2>/dev/null)
 ls -la "$out"

@@ -47,7 +47,37 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     mtime = (summaries / "bkstart-svm.json").stat().st_mtime_ns
     assert main(args) == 0
     assert (summaries / "bkstart-svm.json").stat().st_mtime_ns == mtime
-    assert (tmp_path / "out" / "fig1-augmentation.png").exists()
+    assert (summaries / "figures" / "fig1-augmentation.png").exists()
+    assert "](reproduction/figures/fig1-augmentation.png)" in text  # as seen from the report
+
+
+def test_table_ix_and_fig_2_are_pictures_too(tmp_path):
+    """A BKVGG12 + SVM summary gets Table IX's confusion matrix drawn and linked."""
+    from ferkit.labels import LABELS
+    from ferkit.reproduce import write_figures
+
+    data = write_csv(tmp_path / "f.csv", {"Training": 20, "PublicTest": 7})
+    confusion = [[int(i == j) * 10 + 1 for j in range(7)] for i in range(7)]
+    result = {
+        "split": "PublicTest",
+        "method": "eval2",
+        "n": 119,
+        "views": 648,
+        "accuracy": 70 / 119,
+        "per_class_accuracy": {lab: 11 / 17 for lab in LABELS},
+        "confusion": confusion,
+        "seconds": 1.0,
+    }
+    summaries = tmp_path / "reproduction"
+    summaries.mkdir()
+    s12 = {"experiment": "bkvgg12-svm", "results": [result], "command": "c", "curve": []}
+    s12 |= {"epochs_done": 1, "train_seconds": 60.0, "machine": "m"}
+    (summaries / "bkvgg12-svm.json").write_text(json.dumps(s12))
+    write_figures(str(data), tmp_path / "out", summaries)
+    assert (summaries / "figures" / "table9-confusion.png").stat().st_size > 10_000
+    text = render_report([s12])
+    assert "](reproduction/figures/table9-confusion.png)" in text
+    assert "](reproduction/figures/fig2-bkvgg12-curves.png)" in text
 
 
 def test_report_lists_every_experiment_even_when_none_ran():

@@ -498,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
         "from the summaries. Experiments: " + ", ".join(e.name for e in EXPERIMENTS) + ".",
     )
     sp.add_argument("--data", required=True, help=DATA_HELP)
-    sp.add_argument("--out", required=True, help="folder for the runs and figures")
+    sp.add_argument(
+        "--out", required=True, help="folder for the runs (figures go beside the summaries)"
+    )
     sp.add_argument("--experiments", nargs="+", metavar="NAME", help="which (default: all)")
     sp.add_argument("--epochs", type=int, default=60, help="training budget per experiment")
     sp.add_argument("--schedule", default="onecycle", choices=["plateau", "onecycle", "cosine"])

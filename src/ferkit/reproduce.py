@@ -73,6 +73,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     ),
     Experiment("bkvgg14-svm", "VII", "bkvgg14", "svm", True, ("eval2",), {"eval2": (70.6, 71.4)}),
 )
+#: The pictures' folder, inside the summaries folder (committed with them).
+FIGURES = "figures"
 #: Table IX (BKVGG12, PrivateTest, % of each true class).
 PAPER_TABLE_IX = dict(zip(LABELS, (63.14, 69.09, 51.89, 89.76, 61.78, 82.45, 73.16), strict=True))
 PAPER_PARAMS = {
@@ -250,8 +252,9 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
-def render_report(summaries: list[dict]) -> str:
-    """``REPRODUCTION.md`` from the experiment summaries (and nothing else)."""
+def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}") -> str:
+    """``REPRODUCTION.md`` from the experiment summaries (and nothing else); ``figures`` is the
+    pictures' folder as seen from the report."""
     from .models import list_models, model_info
 
     by_name = {s["experiment"]: s for s in summaries}
@@ -302,8 +305,8 @@ def render_report(summaries: list[dict]) -> str:
     if s12 is None:
         lines.append("Not run yet.")
     else:
-        split = "PrivateTest" if _acc(s12, "PrivateTest", "eval2") is not None else "PublicTest"
-        r = next(x for x in s12["results"] if x["split"] == split and x["method"] == "eval2")
+        r = _table_ix_result(s12)
+        split = r["split"]
         lines += [
             f"Measured on {split}"
             + (
@@ -319,7 +322,41 @@ def render_report(summaries: list[dict]) -> str:
             f"| {lab} | {PAPER_TABLE_IX[lab]:.2f} | {100 * r['per_class_accuracy'][lab]:.2f} |"
             for lab in LABELS
         ]
+        lines += ["", f"![Table IX as a confusion matrix]({figures}/table9-confusion.png)"]
+    if summaries:
+        lines += [
+            "",
+            "## Figures 1 and 2",
+            "",
+            f"![Fig. 1: augmentation]({figures}/fig1-augmentation.png)",
+        ]
+    if s12 is not None:
+        lines += ["", f"![Fig. 2: the BKVGG12 + SVM run]({figures}/fig2-bkvgg12-curves.png)"]
     return "\n".join(lines) + "\n"
+
+
+def _table_ix_result(s12: dict) -> dict:
+    """The BKVGG12 + SVM Eval2 result Table IX shows: PrivateTest when measured, else PublicTest."""
+    split = "PrivateTest" if _acc(s12, "PrivateTest", "eval2") is not None else "PublicTest"
+    return next(x for x in s12["results"] if x["split"] == split and x["method"] == "eval2")
+
+
+def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
+    """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here) and Table
+    IX's picture, beside the summaries, where the report links them."""
+    from .evaluate import EvalResult, plot_confusions
+    from .figures import augment_preview
+
+    figs = summaries_dir / FIGURES
+    figs.mkdir(parents=True, exist_ok=True)
+    augment_preview(data, figs / "fig1-augmentation.png")
+    curves = out / "runs" / "bkvgg12-svm" / "curves.png"
+    if curves.exists():
+        shutil.copyfile(curves, figs / "fig2-bkvgg12-curves.png")
+    s12 = summaries_dir / "bkvgg12-svm.json"
+    if s12.exists():
+        result = EvalResult(**_table_ix_result(json.loads(s12.read_text())))
+        plot_confusions([result], figs / "table9-confusion.png")
 
 
 def _shortfalls(summaries: list[dict]) -> list[str]:
@@ -376,7 +413,7 @@ def _curve_section(summaries: list[dict]) -> list[str]:
 def write_report(summaries_dir: Path, report: Path) -> str:
     """Read every summary JSON in ``summaries_dir`` and (re)write ``report``."""
     summaries = [json.loads(p.read_text()) for p in sorted(summaries_dir.glob("*.json"))]
-    text = render_report(summaries)
+    text = render_report(summaries, os.path.relpath(summaries_dir / FIGURES, report.parent))
     with atomic_write(report, "w") as fh:
         fh.write(text)
     return text
@@ -390,17 +427,12 @@ def reproduce(
     summaries: str = "reproduction",
     report: str = "REPRODUCTION.md",
 ) -> str:
-    """Run the chosen experiments (default: all), then regenerate the report."""
-    from .figures import augment_preview
-
+    """Run the chosen experiments (default: all), then regenerate the figures and the report."""
     chosen = [experiment(n) for n in experiments] if experiments else list(EXPERIMENTS)
     out_p, sum_p = Path(out), Path(summaries)
     sum_p.mkdir(parents=True, exist_ok=True)
     for exp in chosen:
         print(f"ferkit reproduce: {exp.name}", file=sys.stderr)
         run_experiment(exp, data, out_p, sum_p, budget)
-    augment_preview(data, out_p / "fig1-augmentation.png")
-    curves = out_p / "runs" / "bkvgg12-svm" / "curves.png"
-    if curves.exists():
-        shutil.copyfile(curves, out_p / "fig2-bkvgg12-curves.png")
+    write_figures(data, out_p, sum_p)
     return write_report(sum_p, Path(report))
