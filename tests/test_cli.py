@@ -116,6 +116,7 @@ def test_benchmark_predict(capsys):
     pytest.importorskip("cv2")
     r = _benchmark_json(capsys, "predict", "--arch", "bkstart")
     assert r["benchmark"] == "predict" and r["faces_in_photo"] == 1  # the astronaut
+    assert r["arch"] == "bkstart"  # --arch wins over a shipped model of another network
     assert r["one_face_ms"] > 0 and r["faces_per_s_batch256"] > 0
     assert r["photo_640x480_ms"] > 0 and r["photo_640x480_eval1_ms"] > 0
 

@@ -21,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument(
         "--model",
-        help="predict: a trained model (default: the shipped one, else an "
-        "untrained --arch; speed does not depend on the weights)",
+        help="predict: a trained model (default: the shipped one when --arch is its network, "
+        "else an untrained --arch; speed does not depend on the weights)",
     )
     p.add_argument(
         "--photo", help="predict: a photo with one face (default: scikit-image's astronaut)"
@@ -189,8 +189,11 @@ def bench_predict(
     from .predict import Recognizer
     from .preprocess import Normalizer
 
-    if model_path or shipped_model_path():
-        model, weights = load_model(model_path), str(model_path or "shipped")
+    shipped = load_model() if not model_path and shipped_model_path() else None
+    if model_path:
+        model, weights = load_model(model_path), str(model_path)
+    elif shipped is not None and shipped.meta.arch == arch:
+        model, weights = shipped, "shipped"
     else:
         norm = Normalizer(torch.zeros(48, 48), torch.ones(48, 48))
         model, weights = (
