@@ -189,10 +189,9 @@ def bench_predict(
     from .predict import Recognizer
     from .preprocess import Normalizer
 
-    shipped = load_model() if not model_path and shipped_model_path() else None
     if model_path:
         model, weights = load_model(model_path), str(model_path)
-    elif shipped is not None and shipped.meta.arch == arch:
+    elif shipped_model_path() and (shipped := load_model()).meta.arch == arch:
         model, weights = shipped, "shipped"
     else:
         norm = Normalizer(torch.zeros(48, 48), torch.ones(48, 48))
