@@ -119,6 +119,7 @@ def test_benchmark_predict(capsys):
     assert r["arch"] == "bkstart"  # --arch wins over a shipped model of another network
     assert r["one_face_ms"] > 0 and r["faces_per_s_batch256"] > 0
     assert r["photo_640x480_ms"] > 0 and r["photo_640x480_eval1_ms"] > 0
+    assert r["one_face_int8_ms"] > 0 and r["photo_640x480_int8_ms"] > 0  # on the CPU
 
 
 @pytest.mark.slow

@@ -49,6 +49,22 @@ def test_card_accuracy_is_what_ferkit_measures(shipped, real_fer):
     )
 
 
+def test_its_int8_calibration_ships_and_keeps_its_accuracy(shipped, real_fer):
+    """The int8 version (calibrated on Training faces) against the shipped weights, centre crops
+    of PublicTest: within the half point `ferkit quantize` allows."""
+    from ferkit.data import load_fer2013
+    from ferkit.evaluate import evaluate
+    from ferkit.quantize import load_calibration
+
+    assert load_calibration(SHIPPED).check["method"] == "eval1"
+    data = load_fer2013(real_fer)
+    (fp32,) = evaluate(shipped, data, ["PublicTest"], ["center"], progress=False)
+    (int8,) = evaluate(
+        ferkit.load_model(int8=True), data, ["PublicTest"], ["center"], progress=False
+    )
+    assert int8.accuracy >= fp32.accuracy - 0.005
+
+
 def test_commands_use_it_when_no_model_is_given(small_csv):
     import subprocess
     import sys

@@ -31,6 +31,9 @@ def save_model(model: FerModel, path: str | os.PathLike, dtype: torch.dtype = to
     """Write ``model`` as self-describing safetensors, atomically. ``norm.*`` stay float32."""
     from safetensors.torch import save
 
+    if model.int8:
+        raise ValueError("an int8 model is rebuilt from its fp32 weights: save those instead")
+
     tensors = {
         k: v.detach().to("cpu", dtype).contiguous() for k, v in model.net.state_dict().items()
     }
@@ -78,11 +81,14 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def load_model(
-    path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+    path: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    int8: bool = False,
 ) -> FerModel:
     """Rebuild a ready-to-use model from a ``model.safetensors`` (or a run folder holding one).
 
-    ``path=None`` loads the model shipped inside the package.
+    ``path=None`` loads the model shipped inside the package. ``int8=True`` gives its int8
+    version (CPU only), from the calibration ``ferkit quantize`` wrote beside the weights.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -124,6 +130,12 @@ def load_model(
         raise ModelFileError(f"{p}: weights do not fit {mm.arch!r} ({e})") from None
     model = FerModel(net, normalizer, mm).to(device)
     model.eval()
+    if int8:
+        from .quantize import load_calibration, quantize
+
+        if torch.device(device).type != "cpu":
+            raise ModelFileError(f"{p}: int8 models run on the CPU only, not on {device}")
+        model = quantize(model, load_calibration(p).ranges)
     return model
 
 
@@ -131,7 +143,13 @@ def meta_dict(model: FerModel) -> dict[str, Any]:
     """The model's metadata as plain JSON-able data (for ``GET /v1/model`` and reports)."""
     d = asdict(model.meta)
     d["labels"] = list(d["labels"])
-    d["params"] = sum(p.numel() for p in model.net.parameters())
+    if model.int8:  # quantised layers keep their weights packed, outside parameters()
+        from .models import model_info
+
+        d["params"] = model_info(model.meta.arch).params
+    else:
+        d["params"] = sum(p.numel() for p in model.net.parameters())
+    d["precision"] = "int8" if model.int8 else "fp32"
     return d
 
 

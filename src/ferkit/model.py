@@ -37,6 +37,7 @@ class FerModel(nn.Module):
         super().__init__()
         self.net = net
         self.meta = meta
+        self.int8 = False  # set by ferkit.quantize.quantize: an int8 network, CPU only
         self.register_buffer("norm_mean", normalizer.mean.clone().float())
         self.register_buffer("norm_std", normalizer.std.clone().float())
 
@@ -81,6 +82,8 @@ class FerModel(nn.Module):
             self.eval()
         dev = self.norm_mean.device
         fmt = memory_format(dev)
+        if self.int8:
+            dtype = None  # int8 kernels take fp32 in and give fp32 out
         if getattr(self, "_layout", None) != fmt:  # once (0.2 ms a call otherwise)
             self.net.to(memory_format=fmt)  # weights in the input's layout: ~2x faster on CPU
             self._layout = fmt
