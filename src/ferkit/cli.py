@@ -231,13 +231,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
         summary=summary,
     )
     if check:
-        print(
-            f"ferkit: {check.split} {check.method}: fp32 {100 * check.fp32:.2f} %, "
-            f"fp16 {100 * check.fp16:.2f} %",
-            file=sys.stderr,
-        )
+        _print_check(check.split, check.method, check.fp32, fp16=check.fp16)
     print(f"ferkit: wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _print_check(split: str, method: str, fp32: float, **other: float) -> None:
+    """One stderr line comparing fp32's accuracy with another precision's (fp16=..., int8=...)."""
+    (name, acc), *_ = other.items()
+    print(
+        f"ferkit: {split} {method}: fp32 {100 * fp32:.2f} %, {name} {100 * acc:.2f} %",
+        file=sys.stderr,
+    )
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
@@ -253,13 +258,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    c = cal.check
-    if c:
-        print(
-            f"ferkit: {c['split']} {c['method']}: fp32 {100 * c['fp32']:.2f} %, "
-            f"int8 {100 * c['int8']:.2f} %",
-            file=sys.stderr,
-        )
+    if c := cal.check:
+        _print_check(c["split"], c["method"], c["fp32"], int8=c["int8"])
     print(f"ferkit: wrote {out} ({len(cal.ranges)} activation ranges)", file=sys.stderr)
     return 0
 
