@@ -89,6 +89,25 @@ def test_int8_without_a_calibration_says_how_to_make_one(run, small_csv, capsys)
     assert "model.int8.json" in err and "ferkit quantize --model" in err
 
 
+@pytest.mark.parametrize(
+    "text", ["not json", "[1, 2]", '{"ranges": 3}', "BROKEN_RANGES", "INVERTED_RANGES"]
+)
+def test_a_damaged_calibration_is_named_not_a_traceback(run, small_csv, text, capsys):
+    assert main(["quantize", "--model", str(run), "--data", str(small_csv), "--no-check"]) == 0
+    path = run / "model.int8.json"
+    cal = json.loads(path.read_text())
+    if text == "BROKEN_RANGES":
+        text = json.dumps(cal | {"ranges": {k: "x" for k in cal["ranges"]}})
+    elif text == "INVERTED_RANGES":
+        text = json.dumps(
+            cal | {"ranges": {k: [hi, lo - 1] for k, (lo, hi) in cal["ranges"].items()}}
+        )
+    path.write_text(text)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(run), "--data", str(small_csv), "--int8"]) == 1
+    assert "model.int8.json: not an int8 calibration" in capsys.readouterr().err
+
+
 def test_a_calibration_of_other_weights_is_refused(run, small_csv):
     assert main(["quantize", "--model", str(run), "--data", str(small_csv), "--no-check"]) == 0
     model = load_model(run)

@@ -68,10 +68,13 @@ def load_calibration(model_path: str | os.PathLike) -> Int8Calibration:
     if not path.is_file():
         raise CalibrationError(f"{path}: no int8 calibration for {model_file(model_path)}: {make}")
     try:
-        raw = json.loads(path.read_text())
-        cal = Int8Calibration(**raw)
-    except (OSError, ValueError, TypeError) as e:
+        cal = Int8Calibration(**json.loads(path.read_text()))
+        ranges = {str(k): [float(lo), float(hi)] for k, (lo, hi) in cal.ranges.items()}
+    except (OSError, ValueError, TypeError, AttributeError) as e:
         raise CalibrationError(f"{path}: not an int8 calibration ({e})") from None
+    if not ranges or any(not lo <= hi for lo, hi in ranges.values()):
+        raise CalibrationError(f"{path}: not an int8 calibration (empty or inverted ranges)")
+    cal.ranges = ranges
     if cal.format != CALIBRATION_FORMAT:
         raise CalibrationError(f"{path}: unknown format {cal.format!r}")
     if cal.model_sha256 != file_sha256(model_file(model_path)):
