@@ -151,3 +151,9 @@ def test_server_says_which_precision_runs(run, small_csv):
     for int8, precision in ((False, "fp32"), (True, "int8")):
         client = TestClient(create_app(Recognizer(str(run), int8=int8), ServeConfig()))
         assert client.get("/v1/model").json()["precision"] == precision
+
+
+def test_int8_is_refused_off_the_cpu_before_any_work(run, small_csv):
+    assert main(["quantize", "--model", str(run), "--data", str(small_csv), "--no-check"]) == 0
+    with pytest.raises(ModelFileError, match="CPU only"):
+        load_model(run, device="cuda", int8=True)  # refused before CUDA is touched

@@ -33,7 +33,6 @@ def save_model(model: FerModel, path: str | os.PathLike, dtype: torch.dtype = to
 
     if model.int8:
         raise ValueError("an int8 model is rebuilt from its fp32 weights: save those instead")
-
     tensors = {
         k: v.detach().to("cpu", dtype).contiguous() for k, v in model.net.state_dict().items()
     }
@@ -99,6 +98,8 @@ def load_model(
     p = model_file(path)
     if not p.is_file():
         raise ModelFileError(f"{p}: no such model file")
+    if int8 and torch.device(device).type != "cpu":
+        raise ModelFileError(f"{p}: int8 models run on the CPU only, not on {device}")
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = f.metadata() or {}
@@ -133,8 +134,6 @@ def load_model(
     if int8:
         from .quantize import load_calibration, quantize
 
-        if torch.device(device).type != "cpu":
-            raise ModelFileError(f"{p}: int8 models run on the CPU only, not on {device}")
         model = quantize(model, load_calibration(p).ranges)
     return model
 
