@@ -33,6 +33,7 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert [(r["split"], r["method"]) for r in s["results"]] == [("PublicTest", "eval2")]
     assert "ferkit train --data" in s["command"] and s["machine"]
     assert len(s["curve"]) == 1 and s["curve"][0][0] == 1 and 0 <= s["curve"][0][1] <= 100
+    assert len(s["curve"][0]) == 4 and 0 <= s["curve"][0][3] <= 100  # training accuracy
     assert len(s["model_sha256"]) == 64  # ties the figures to the exact weights
     text = report.read_text()
     assert "| bkvgg12 | 4,188,903 | 4.19 M |" in text
@@ -40,7 +41,7 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert "| bkvgg14-svm | VII | eval2 | 70.6 | not run |" in text
     assert "## Validation accuracy against epochs and hours" in text
     assert "- bkstart-svm, eval2: " in text and "points below the paper, after 1 epochs" in text
-    assert f"| bkstart-svm | 1 | {s['curve'][0][1]:.1f} |" in text
+    assert f"| bkstart-svm | 1 | {s['curve'][0][1]:.1f} | {s['curve'][0][3]:.1f} |" in text
     # the report is a function of the committed summaries alone
     assert write_report(summaries, tmp_path / "again.md") == text
     # a second call skips what is finished
@@ -94,7 +95,10 @@ def test_summaries_from_before_curves_gain_one(tmp_path):
     run.mkdir(parents=True)
     run.joinpath("metrics.jsonl").write_text(
         "".join(
-            json.dumps({"epoch": e, "val_acc": 0.25 + e / 100, "seconds": 1800}) + "\n"
+            json.dumps(
+                {"epoch": e, "val_acc": 0.25 + e / 100, "train_acc": e / 10, "seconds": 1800}
+            )
+            + "\n"
             for e in (1, 2, 3)
         )
     )
@@ -105,5 +109,26 @@ def test_summaries_from_before_curves_gain_one(tmp_path):
     got = run_experiment(
         experiment("bkstart-svm"), "unused", tmp_path / "out", summaries, Budget(epochs=3)
     )
-    assert got["curve"] == [[1, 26.0, 0.5], [2, 27.0, 1.0], [3, 28.0, 1.5]]
+    assert got["curve"] == [[1, 26.0, 0.5, 10.0], [2, 27.0, 1.0, 20.0], [3, 28.0, 1.5, 30.0]]
     assert json.loads((summaries / "bkstart-svm.json").read_text())["curve"] == got["curve"]
+
+
+def test_shortfall_lines_say_where_validation_and_training_went():
+    curve = [[e, 40.0 + e, e / 10, 50.0 + 2 * e] for e in range(1, 13)]
+    result = {"split": "PublicTest", "method": "eval1", "accuracy": 0.5}
+    s = {"experiment": "bkstart-ce-noaug", "augment": False, "results": [result]}
+    s |= {
+        "epochs_done": 12,
+        "train_seconds": 4320.0,
+        "curve": curve,
+        "machine": "m",
+        "command": "c",
+    }
+    text = render_report([s])
+    line = next(x for x in text.splitlines() if x.startswith("- bkstart-ce-noaug, eval1:"))
+    assert "11.0 points below the paper, after 12 epochs (1.2 h)" in line
+    assert (
+        "validation accuracy went 42.0 -> 52.0 over the last 10 epochs, best 52.0 at epoch 12"
+        in line
+    )
+    assert "training accuracy on its batches, dropout on, ended at 74.0" in line

@@ -123,7 +123,8 @@ def run_experiment(
     if summary_path.exists():
         done = json.loads(summary_path.read_text())
         if done.get("budget", {}).get("epochs") == budget.epochs:
-            if "curve" not in done and (curve := _curve(run)):  # summaries from before curves
+            old = done.get("curve") or [[]]
+            if len(old[0]) < 4 and (curve := _curve(run)):  # summaries from before 4-column curves
                 done["curve"] = curve
                 with atomic_write(summary_path, "w") as fh:
                     json.dump(done, fh, indent=1)
@@ -188,11 +189,14 @@ def _metrics(run: Path) -> list[dict]:
 
 
 def _curve(run: Path) -> list[list[float]]:
-    """[epoch, validation accuracy %, wall hours so far] for every epoch of a run."""
+    """[epoch, validation accuracy %, wall hours so far, training accuracy %] for every epoch
+    of a run (training accuracy as measured during the epoch: dropout on, batches augmented
+    when the run augments)."""
     rows, hours = [], 0.0
     for m in _metrics(run):
         hours += m["seconds"] / 3600
-        rows.append([m["epoch"], round(100 * m["val_acc"], 2), round(hours, 3)])
+        row = [m["epoch"], round(100 * m["val_acc"], 2), round(hours, 3)]
+        rows.append(row + ([round(100 * m["train_acc"], 2)] if "train_acc" in m else []))
     return rows
 
 
@@ -377,6 +381,9 @@ def _shortfalls(summaries: list[dict]) -> list[str]:
                     f"; validation accuracy went {curve[-11][1]:.1f} -> {curve[-1][1]:.1f} over "
                     f"the last 10 epochs, best {best[1]:.1f} at epoch {best[0]:.0f}"
                 )
+                if len(curve[-1]) > 3:  # how far the model fits what it trains on
+                    seen = "augmented batches" if s.get("augment", True) else "its batches"
+                    why += f"; training accuracy on {seen}, dropout on, ended at {curve[-1][3]:.1f}"
             out.append(f"- {exp.name}, {method}: {public - got:.1f} points below the paper, {why}.")
     if not out:
         return []
@@ -397,16 +404,19 @@ def _curve_section(summaries: list[dict]) -> list[str]:
         "## Validation accuracy against epochs and hours",
         "",
         "Accuracy on the 10 % of Training held out for model selection, after each number of",
-        "epochs, with the wall-clock hours of training so far on the machine of the table above.",
+        "epochs, with the wall-clock hours of training so far on the machine of the table above,",
+        "and the training accuracy of that epoch (dropout on, batches augmented where the run",
+        "augments): where the two part, more epochs stop paying.",
         "",
-        "| experiment | epoch | validation % | hours |",
-        "|---|---|---|---|",
+        "| experiment | epoch | validation % | training % | hours |",
+        "|---|---|---|---|---|",
     ]
     for s in with_curves:
         last = s["curve"][-1][0]
-        for epoch, acc, hours in s["curve"]:
+        for epoch, acc, hours, *train in s["curve"]:
             if epoch in CURVE_EPOCHS or epoch == last:
-                lines.append(f"| {s['experiment']} | {epoch} | {acc:.1f} | {hours:.2f} |")
+                tr = f"{train[0]:.1f}" if train else "-"
+                lines.append(f"| {s['experiment']} | {epoch} | {acc:.1f} | {tr} | {hours:.2f} |")
     return lines
 
 
