@@ -96,7 +96,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, device=resolve_device(_device(args)), int8=args.int8)
+    model = load_model(args.model, resolve_device(args.device, args.int8), int8=args.int8)
     data = load_fer2013(args.data)
     methods = list(METHODS) if args.method == "all" else [args.method]
     with warnings.catch_warnings():
@@ -611,11 +611,6 @@ def _model_args(sp: argparse.ArgumentParser) -> None:
         help="run the int8 network on the CPU (about 2x faster for one face); needs the "
         "calibration `ferkit quantize` writes beside the weights",
     )
-
-
-def _device(args: argparse.Namespace) -> str:
-    """--device, where auto means the CPU for an int8 model (its only device)."""
-    return "cpu" if args.int8 and args.device == "auto" else args.device
 
 
 def _data_args(sp: argparse.ArgumentParser) -> None:

@@ -9,8 +9,11 @@ import platform
 import torch
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda, then mps, then cpu; an explicit device that is absent is a ValueError."""
+def resolve_device(name: str = "auto", int8: bool = False) -> torch.device:
+    """``auto`` -> cuda, then mps, then cpu (always cpu for an ``int8`` model, which runs only
+    there); an explicit device that is absent is a ValueError."""
+    if name == "auto" and int8:
+        return torch.device("cpu")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

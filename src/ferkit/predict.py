@@ -90,8 +90,7 @@ class Recognizer:
         from .device import autocast_dtype, resolve_device
         from .model import FerModel
 
-        on_cpu = int8 or (isinstance(model, FerModel) and model.int8)  # int8 runs there only
-        dev = resolve_device("cpu" if on_cpu and device == "auto" else device)
+        dev = resolve_device(device, int8=int8 or (isinstance(model, FerModel) and model.int8))
         if isinstance(model, FerModel):
             if int8 and not model.int8:
                 raise ValueError("int8=True needs a model path, or a model loaded with int8=True")
