@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ _REGISTRY: dict[str, Callable[[], nn.Module]] = {}
 def register_model(name: str, builder: Callable[[], nn.Module]) -> None:
     """Make ``builder`` available as ``create_model(name)``."""
     _REGISTRY[name.lower()] = builder
+    model_info.cache_clear()  # a name may be given a new builder
 
 
 def list_models() -> list[str]:
@@ -64,6 +66,7 @@ def count_macs(net: nn.Module, input_size: int = INPUT_SIZE) -> int:
     return macs
 
 
+@functools.cache  # a network's counts never change; GET /v1/model asks on every call
 def model_info(name: str) -> ModelInfo:
     """Parameters and multiply-accumulates of a registered network."""
     net = create_model(name)
