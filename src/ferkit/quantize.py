@@ -168,12 +168,12 @@ def quantize_model(
     from .data import TRAIN_SPLIT, load_fer2013
     from .evaluate import evaluate
 
+    if faces < 1:
+        raise ValueError("--faces must be at least 1")
     path = model_file(model_path) if model_path is not None else shipped_model_path()
     model = load_model(path)  # a ModelFileError names the file when there is none
     ds = load_fer2013(data)
     train = ds.split(TRAIN_SPLIT)
-    if faces < 1:
-        raise ValueError("--faces must be at least 1")
     pick = np.random.default_rng(seed).choice(len(train), min(faces, len(train)), replace=False)
     ranges = calibrate(model, train.images[np.sort(pick)])
     check: dict = {}
