@@ -89,6 +89,72 @@ def test_evaluate_api_matches_accuracy_by_hand(tiny_run, small_csv):
     assert res.accuracy == pytest.approx(float((pred == data.splits["PublicTest"].labels).mean()))
 
 
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_evaluation_resumes_where_it_stopped(
+    tiny_run, small_csv, tmp_path, monkeypatch
+):
+    from ferkit import evaluate as ev
+
+    monkeypatch.setattr(ev, "RESUME_SLICE", 16)  # 70 PublicTest faces: 5 slices
+    model = ferkit.load_model(tiny_run)
+    data = ferkit.data.load_fer2013(small_csv)
+    plain = evaluate(model, data, ["PublicTest"], ["eval1"], progress=False)
+    scored, real_score = [], model.score
+
+    def score_then_die(images, *args, **kwargs):  # the process "dies" in its third slice
+        if len(scored) == 2:
+            raise _Interrupt
+        scored.append(len(images))
+        return real_score(images, *args, **kwargs)
+
+    monkeypatch.setattr(model, "score", score_then_die)
+    kw = dict(progress=False, resume_dir=tmp_path / "partial", model_id="sha-A")
+    with pytest.raises(_Interrupt):
+        evaluate(model, data, ["PublicTest"], ["eval1"], **kw)
+    assert np.load(tmp_path / "partial" / "scores-PublicTest-eval1.npz")["scores"].shape == (32, 7)
+    monkeypatch.setattr(model, "score", real_score)
+    calls = []
+    monkeypatch.setattr(
+        model, "score", lambda im, *a, **k: calls.append(len(im)) or real_score(im, *a, **k)
+    )
+    (resumed,) = evaluate(model, data, ["PublicTest"], ["eval1"], **kw)
+    assert calls == [16, 16, 6]  # only the 38 faces not saved before the interruption
+    assert resumed.confusion == plain[0].confusion and resumed.accuracy == plain[0].accuracy
+    calls.clear()  # other weights: nothing of the saved scores is reused
+    evaluate(model, data, ["PublicTest"], ["eval1"], **{**kw, "model_id": "sha-B"})
+    assert sum(calls) == 70
+
+
+def test_damaged_saved_scores_are_recomputed(tiny_run, small_csv, tmp_path):
+    model = ferkit.load_model(tiny_run)
+    data = ferkit.data.load_fer2013(small_csv)
+    (tmp_path / "scores-PublicTest-center.npz").write_bytes(b"PK\x03\x04 not a zip")
+    kw = dict(progress=False, resume_dir=tmp_path, model_id="m")
+    (res,) = evaluate(model, data, ["PublicTest"], ["center"], **kw)
+    (plain,) = evaluate(model, data, ["PublicTest"], ["center"], progress=False)
+    assert res.confusion == plain.confusion
+    with pytest.raises(ValueError, match="model_id"):
+        evaluate(model, data, ["PublicTest"], ["center"], progress=False, resume_dir=tmp_path)
+
+
+def test_cli_resume_keeps_scores_tied_to_the_weights(tiny_run, small_csv, tmp_path):
+    from ferkit.checkpoint import file_sha256
+
+    args = ["evaluate", "--model", str(tiny_run), "--data", str(small_csv), "--json"]
+    args += ["--split", "PublicTest", "--method", "eval1", "--resume", str(tmp_path / "p")]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    with np.load(tmp_path / "p" / "scores-PublicTest-eval1.npz") as z:
+        assert str(z["key"]).startswith(file_sha256(tiny_run / "model.safetensors"))
+        assert z["scores"].shape == (70, 7)
+    again = run_cli(*args)  # everything saved: the figures come back from the scores
+    acc = [[r["accuracy"] for r in json.loads(x.stdout)["results"]] for x in (first, again)]
+    assert acc[0] == acc[1]
+
+
 def test_warns_when_split_was_the_validation_split(tiny_run, small_csv, tmp_path):
     model = ferkit.load_model(tiny_run)
     model.meta.config["val_split"] = "PublicTest"

@@ -35,6 +35,9 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert len(s["curve"]) == 1 and s["curve"][0][0] == 1 and 0 <= s["curve"][0][1] <= 100
     assert len(s["curve"][0]) == 4 and 0 <= s["curve"][0][3] <= 100  # training accuracy
     assert len(s["model_sha256"]) == 64  # ties the figures to the exact weights
+    run = tmp_path / "out" / "runs" / "bkstart-svm"
+    assert (run / "model.safetensors").exists()
+    assert not (run / "eval-partial").exists()  # resumable Eval2's scores go with the summary
     text = report.read_text()
     assert "| bkvgg12 | 4,188,903 | 4.19 M |" in text
     assert "| bkstart-svm | VI/VII | eval2 | 69.7 |" in text

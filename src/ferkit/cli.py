@@ -86,7 +86,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import warnings
 
-    from .checkpoint import load_model
+    from .checkpoint import file_sha256, load_model, model_file, shipped_model_path
     from .data import load_fer2013
     from .device import resolve_device
     from .evaluate import evaluate, report_dict, write_reports
@@ -104,7 +104,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         warnings.showwarning = lambda msg, *a, **k: print(
             f"ferkit: warning: {msg}", file=sys.stderr
         )
-        results = evaluate(model, data, args.split, methods, progress=not args.json)
+        model_id = ""
+        if args.resume:  # saved scores are reused only for these exact weights and precision
+            weights = model_file(args.model) if args.model else shipped_model_path()
+            model_id = file_sha256(weights) + ("+int8" if args.int8 else "")
+        results = evaluate(
+            model,
+            data,
+            args.split,
+            methods,
+            progress=not args.json,
+            resume_dir=args.resume,
+            model_id=model_id,
+        )
     report = report_dict(model, args.model, results)
     if args.out:
         write_reports(report, results, args.out)
@@ -442,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--split", nargs="+", help="splits to score (default: every test split present)"
     )
     sp.add_argument("--out", help="folder for report.json, report.md, confusion.png")
+    sp.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="save scores in DIR every 256 images; the same command run again after an "
+        "interruption continues there (Eval2 of a deep network takes hours on a CPU)",
+    )
     sp.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     sp.add_argument("--json", action="store_true", help="print report.json's object")
 

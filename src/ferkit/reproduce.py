@@ -155,8 +155,18 @@ def run_experiment(
     torch.set_num_threads(budget.threads or threads)  # a resumed run may have set its own
     train_seconds = _wall_seconds(run) or (time.perf_counter() - t0)
     model = load_model(run)
+    model_sha = file_sha256(model_file(run))
     ds = load_fer2013(data)
-    results = evaluate(model, ds, ds.test_splits, list(exp.methods), progress=not quiet)
+    partial = run / "eval-partial"  # Eval2 of a deep network outlasts a session: resumable
+    results = evaluate(
+        model,
+        ds,
+        ds.test_splits,
+        list(exp.methods),
+        progress=not quiet,
+        resume_dir=partial,
+        model_id=model_sha,
+    )
     summary = {
         "experiment": exp.name,
         "table": exp.table,
@@ -169,7 +179,7 @@ def run_experiment(
         "val_acc": result.best_val_acc,
         "train_seconds": round(train_seconds, 1),
         "curve": _curve(run),
-        "model_sha256": file_sha256(model_file(run)),
+        "model_sha256": model_sha,
         "results": [dataclasses.asdict(r) for r in results],
         "command": command,
         "machine": machine_description(),
@@ -177,6 +187,7 @@ def run_experiment(
     }
     with atomic_write(summary_path, "w") as fh:
         json.dump(summary, fh, indent=1)
+    shutil.rmtree(partial, ignore_errors=True)
     return summary
 
 
