@@ -118,6 +118,11 @@ def test_no_augment_and_val_split(small_csv, tmp_path):
     res = train(cfg)
     assert res.epochs_done == 1
     assert ferkit.load_model(tmp_path / "r").meta.config["val_split"] == "PrivateTest"
+    args = ["--data", str(small_csv), "--out", str(tmp_path / "s"), "--arch", "bkstart"]
+    args += ["--epochs", "1", "--batch-size", "64", "--lr", "0.0005", "--augment-strength", "0.5"]
+    r = run_cli("train", *args, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert ferkit.load_model(tmp_path / "s").meta.config["augment_strength"] == 0.5
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(small_csv, tmp_path):
@@ -217,6 +222,7 @@ def test_ddp_two_processes_disjoint_shards_identical_weights(small_csv, tmp_path
     ("args", "message", "code"),
     [
         (["--arch", "vgg99"], "unknown network 'vgg99'", 2),
+        (["--augment-strength", "0"], "--augment-strength must be in (0, 2]", 2),
         (["--batch-size", "100000"], "larger than the 630 training images", 2),
         (
             ["--val-split", "Validation"],

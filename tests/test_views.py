@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from ferkit.augment import augment, center_crop
+from ferkit.augment import AugmentConfig, augment, center_crop
 from ferkit.geometry import apply_all_views
 from ferkit.model import FerModel, ModelMeta
 from ferkit.preprocess import Normalizer
@@ -95,6 +95,19 @@ def test_augment_shapes_ranges_and_reproducibility():
     for img in a:
         cy, cx = centroid(img[0])
         assert abs(cy - 20.5) <= 6.5 and abs(cx - 20.5) <= 6.5
+
+
+def test_augment_strength_scales_rotation_and_rescaling_about_the_identity():
+    paper = AugmentConfig()
+    assert paper.scaled(1.0) == paper
+    half = paper.scaled(0.5)
+    assert (half.max_angle, half.min_side, half.max_side, half.p_mirror) == (22.5, 45, 51, 0.5)
+    x = blob(14, 24).repeat(500, 1, 1, 1)  # a spot above centre: rotations swing it sideways
+    swing = {}
+    for s in (0.25, 1.0):
+        a = augment(x, torch.Generator().manual_seed(0), paper.scaled(s))
+        swing[s] = torch.tensor([abs(centroid(img[0])[1] - 20.5) for img in a]).mean()
+    assert swing[0.25] < 0.6 * swing[1.0]
 
 
 def test_augment_mirrors_about_half_the_time():

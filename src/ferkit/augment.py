@@ -19,6 +19,14 @@ class AugmentConfig:
     min_side: float = 42.0
     max_side: float = 54.0
 
+    def scaled(self, strength: float) -> AugmentConfig:
+        """Rotation and rescaling ranges times ``strength`` around the identity (angle 0, side
+        48); mirroring and the random crop stay. Lighter than the paper's (``strength < 1``) is
+        for short training budgets, where its full strength underfits (REPRODUCTION.md)."""
+        half = (self.max_side - self.min_side) / 2 * strength
+        mid = IMAGE_SIZE + (self.max_side + self.min_side - 2 * IMAGE_SIZE) / 2 * strength
+        return AugmentConfig(self.p_mirror, self.max_angle * strength, mid - half, mid + half)
+
 
 def augment(
     images: torch.Tensor,

@@ -398,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-augment", action="store_true", help="train on centre crops (Table IV's baseline)"
     )
     sp.add_argument(
+        "--augment-strength",
+        type=float,
+        metavar="S",
+        help="scale the rotation (+-45 deg) and rescaling (42-54 px) ranges by S; mirroring and "
+        "crops stay (default 1, the paper's; below 1 suits short budgets)",
+    )
+    sp.add_argument(
         "--warmup-epochs",
         type=float,
         help="plateau/cosine: linear learning-rate warm-up from lr/100 (default 1; 0 = none)",

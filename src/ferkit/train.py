@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 
 from .atomic import atomic_write
-from .augment import augment, center_crop
+from .augment import AugmentConfig, augment, center_crop
 from .checkpoint import load_checkpoint, save_checkpoint, save_model
 from .data import DataError, load_fer2013
 from .device import autocast, autocast_dtype, memory_format, resolve_device
@@ -59,6 +59,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_split: str | None = None
     augment: bool = True
+    augment_strength: float = 1.0  # rotation/rescale ranges x this (1 = the paper's, III-C-2)
     # plateau, cosine: linear warm-up from lr/100 (eq. 2's init + the SVM loss give gradient
     # norms ~1e3 at the start: lr 0.01 from step one diverges)
     warmup_epochs: float = 1.0
@@ -82,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r} (known: {', '.join(SCHEDULES)})")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("--epochs, --batch-size and --lr must be positive")
+        if not 0 < self.augment_strength <= 2:
+            raise ValueError("--augment-strength must be in (0, 2] (1 = the paper's ranges)")
         if self.val_split is None and not 0 < self.val_fraction < 1:
             raise ValueError("--val-fraction must be between 0 and 1")
 
@@ -325,6 +328,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         arch=cfg.arch.lower(), loss=cfg.loss, config=_config_record(cfg, device, amp, di)
     )
     stop_reason = "epochs"
+    aug_cfg = AugmentConfig().scaled(cfg.augment_strength)
 
     for epoch in range(start_epoch, cfg.epochs + 1):
         if cfg.schedule == "plateau" and drops > cfg.max_drops:
@@ -353,7 +357,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
                     g["lr"] = lr
             idx = order[step * local_batch : (step + 1) * local_batch]
             xb = x_train[idx]
-            xb = augment(xb, aug_gen) if cfg.augment else center_crop(xb)
+            xb = augment(xb, aug_gen, aug_cfg) if cfg.augment else center_crop(xb)
             yb = y_train[idx]
             xb = xb.contiguous(memory_format=fmt)
             loss, scores = train_step(
