@@ -2,8 +2,9 @@ import json
 
 from synth import write_csv
 
+import ferkit
 from ferkit.cli import main
-from ferkit.reproduce import EXPERIMENTS, render_report, write_report
+from ferkit.reproduce import EXPERIMENTS, RECIPES, render_report, write_report
 
 
 def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
@@ -22,6 +23,7 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
         "--experiments",
         "bkstart-ce-noaug",
         "bkstart-svm",
+        "bkstart-svm-aug0.5",
         "--summaries",
         str(summaries),
         "--report",
@@ -45,6 +47,23 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert "## Validation accuracy against epochs and hours" in text
     assert "- bkstart-svm, eval2: " in text and "points below the paper, after 1 epochs" in text
     assert f"| bkstart-svm | 1 | {s['curve'][0][1]:.1f} | {s['curve'][0][3]:.1f} |" in text
+    # a recipe: the paper's experiment with one change, shown beside it, never as a paper row
+    r = json.loads((summaries / "bkstart-svm-aug0.5.json").read_text())
+    assert r["augment_strength"] == 0.5 and "--augment-strength 0.5" in r["command"]
+    assert (
+        ferkit.load_model(tmp_path / "out" / "runs" / "bkstart-svm-aug0.5").meta.config[
+            "augment_strength"
+        ]
+        == 0.5
+    )
+    e2 = f"eval2 {100 * r['results'][0]['accuracy']:.1f}"
+    b2 = f"eval2 {100 * s['results'][0]['accuracy']:.1f}"
+    assert (
+        f"| bkstart-svm-aug0.5 | bkstart-svm | rotation +-22.5 deg, rescaling 45-51 px (half the "
+        f"paper's ranges) | 1 | {100 * r['val_acc']:.1f} | {e2} | 1 | {100 * s['val_acc']:.1f} | "
+        f"{b2} |" in text
+    )
+    assert "- bkstart-svm-aug0.5, " not in text.split("## Recipes")[0]  # no paper figure
     # the report is a function of the committed summaries alone
     assert write_report(summaries, tmp_path / "again.md") == text
     # a second call skips what is finished
@@ -88,6 +107,7 @@ def test_report_lists_every_experiment_even_when_none_ran():
     text = render_report([])
     for e in EXPERIMENTS:
         assert f"| {e.name} |" in text
+    assert all(r.name not in text for r in RECIPES) and "## Recipes" not in text  # only when run
     assert "Not run yet." in text
 
 

@@ -537,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--quiet", action="store_true", help="no access log")
 
-    from .reproduce import EXPERIMENTS
+    from .reproduce import EXPERIMENTS, RECIPES
 
     sp = add(
         "reproduce",
@@ -545,13 +545,19 @@ def build_parser() -> argparse.ArgumentParser:
         "run the paper's experiments and regenerate REPRODUCTION.md",
         "Train and evaluate every model of Tables IV-IX (skipping finished ones, resuming "
         "interrupted ones), write one summary JSON per experiment and regenerate REPRODUCTION.md "
-        "from the summaries. Experiments: " + ", ".join(e.name for e in EXPERIMENTS) + ".",
+        "from the summaries. Experiments: "
+        + ", ".join(e.name for e in EXPERIMENTS)
+        + ". Recipes for short budgets (run when named): "
+        + ", ".join(e.name for e in RECIPES)
+        + ".",
     )
     sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument(
         "--out", required=True, help="folder for the runs (figures go beside the summaries)"
     )
-    sp.add_argument("--experiments", nargs="+", metavar="NAME", help="which (default: all)")
+    sp.add_argument(
+        "--experiments", nargs="+", metavar="NAME", help="which (default: all the paper's)"
+    )
     sp.add_argument("--epochs", type=int, default=60, help="training budget per experiment")
     sp.add_argument("--schedule", default="onecycle", choices=["plateau", "onecycle", "cosine"])
     sp.add_argument("--lr", type=float, default=0.01, help="(peak) learning rate")
