@@ -131,7 +131,11 @@ class Budget:
 def run_experiment(
     exp: Experiment, data: str, out: Path, summaries: Path, budget: Budget, quiet: bool = True
 ) -> dict:
-    """Train (or resume, or skip) one experiment, evaluate it, write its summary JSON."""
+    """Train (or resume, or skip) one experiment, evaluate it, write its summary JSON.
+
+    ``quiet`` trains with a JSON line per epoch instead of a progress bar (for logs);
+    evaluation shows its bar either way.
+    """
     import torch
 
     from .checkpoint import file_sha256, load_model, model_file
@@ -185,7 +189,7 @@ def run_experiment(
         ds,
         ds.test_splits,
         list(exp.methods),
-        progress=not quiet,
+        progress=True,  # even in a log: Eval2 runs for an hour or more
         resume_dir=partial,
         model_id=model_sha,
     )
@@ -517,6 +521,6 @@ def reproduce(
     sum_p.mkdir(parents=True, exist_ok=True)
     for exp in chosen:
         print(f"ferkit reproduce: {exp.name}", file=sys.stderr)
-        run_experiment(exp, data, out_p, sum_p, budget)
+        run_experiment(exp, data, out_p, sum_p, budget, quiet=not sys.stderr.isatty())
     write_figures(data, out_p, sum_p)
     return write_report(sum_p, Path(report))
