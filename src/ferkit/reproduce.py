@@ -80,6 +80,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     ),
     Experiment("bkvgg14-svm", "VII", "bkvgg14", "svm", True, ("eval2",), {"eval2": (70.6, 71.4)}),
 )
+_HALF_AUGMENTATION = "rotation +-22.5 deg, rescaling 45-51 px (half the paper's ranges)"
 #: Variations on the paper's recipe for short budgets (run only when named).
 RECIPES: tuple[Experiment, ...] = (
     Experiment(
@@ -92,7 +93,19 @@ RECIPES: tuple[Experiment, ...] = (
         {},
         augment_strength=0.5,
         base="bkstart-svm",
-        change="rotation +-22.5 deg, rescaling 45-51 px (half the paper's ranges)",
+        change=_HALF_AUGMENTATION,
+    ),
+    Experiment(
+        "bkvgg12-svm-aug0.5",
+        "recipe",
+        "bkvgg12",
+        "svm",
+        True,
+        ("center", "eval1", "eval2"),
+        {},
+        augment_strength=0.5,
+        base="bkvgg12-svm",
+        change=_HALF_AUGMENTATION,
     ),
 )
 #: The pictures' folder, inside the summaries folder (committed with them).
