@@ -457,9 +457,7 @@ def _recipe_section(by_name: dict[str, dict]) -> list[str]:
                 cells += ["not run"] * 3
                 continue
             test = ", ".join(
-                f"{m} {_fmt(_acc(x, 'PublicTest', m))}"
-                for m in exp.methods
-                if _acc(x, "PublicTest", m) is not None
+                f"{m} {a:.1f}" for m in exp.methods if (a := _acc(x, "PublicTest", m)) is not None
             )
             cells += [f"{x['epochs_done']}", f"{100 * x['val_acc']:.1f}", test or "-"]
         rows.append(f"| {exp.name} | {exp.base} | {exp.change} | " + " | ".join(cells) + " |")
