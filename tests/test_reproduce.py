@@ -50,6 +50,8 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert "| bkstart-svm | VI/VII | eval2 | 69.7 |" in text
     assert "| bkvgg14-svm | VII | eval2 | 70.6 | not run |" in text
     assert "## Validation accuracy against epochs and hours" in text
+    each = " | ".join(f"{100 * x['accuracy']:.1f}" for x in s["results"])
+    assert f"| bkstart-svm | 1 | {each} |" in text  # each model on each test
     assert "- bkstart-svm, eval2: " in text and "points below the paper, after 1 epochs" in text
     assert f"| bkstart-svm | 1 | {s['curve'][0][1]:.1f} | {s['curve'][0][3]:.1f} |" in text
     # a recipe: the paper's experiment with one change, shown beside it, never as a paper row
@@ -78,11 +80,17 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert (summaries / "bkstart-svm.json").stat().st_mtime_ns == mtime
     # a summary from before the cheap tests were recorded gains them, with no retraining
     metrics = (run / "metrics.jsonl").read_text()
-    old = dict(s, results=s["results"][2:])
+    old = dict(s, results=s["results"][2:], model_sha256="0" * 64)  # other weights: untouched
     (summaries / "bkstart-svm.json").write_text(json.dumps(old))
     assert main(args) == 0
-    again = json.loads((summaries / "bkstart-svm.json").read_text())["results"]
-    assert [{**x, "seconds": 0} for x in again] == [{**x, "seconds": 0} for x in s["results"]]
+    assert json.loads((summaries / "bkstart-svm.json").read_text())["results"] == old["results"]
+    del old["model_sha256"]  # older still: known by its run's epochs and best validation
+    (summaries / "bkstart-svm.json").write_text(json.dumps(old))
+    assert main(args) == 0
+    again = json.loads((summaries / "bkstart-svm.json").read_text())
+    assert again["model_sha256"] == s["model_sha256"]
+    seconds_apart = [{**x, "seconds": 0} for x in again["results"]]
+    assert seconds_apart == [{**x, "seconds": 0} for x in s["results"]]
     assert (run / "metrics.jsonl").read_text() == metrics
     assert (summaries / "figures" / "fig1-augmentation.png").exists()
     assert "](reproduction/figures/fig1-augmentation.png)" in text  # as seen from the report
