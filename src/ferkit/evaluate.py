@@ -147,8 +147,16 @@ def _bar(total: int, desc: str, enabled: bool):
         return None
     from tqdm import tqdm
 
+    # into a log file (not a terminal), one update every 30 s rather than ten a second
+    every = 0.1 if sys.stderr.isatty() else 30.0
     return tqdm(
-        total=total, desc=desc, unit="img", file=sys.stderr, leave=False, dynamic_ncols=True
+        total=total,
+        desc=desc,
+        unit="img",
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=every,
     )
 
 
