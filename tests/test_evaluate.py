@@ -207,3 +207,32 @@ def test_no_shipped_model_yet_is_a_clear_error(small_csv):
         pytest.skip("this build ships a model")
     r = run_cli("evaluate", "--data", str(small_csv))
     assert r.returncode == 1 and "ships no trained model" in r.stderr
+
+
+def test_by_view_breaks_eval2_down_at_no_cost_to_its_figures(tiny_run, tmp_path):
+    model = ferkit.load_model(tiny_run)
+    few = write_csv(tmp_path / "few.csv", {"Training": 7, "PublicTest": 9})
+    data = ferkit.data.load_fer2013(few)
+    (plain,) = evaluate(model, data, ["PublicTest"], ["eval2"], progress=False)
+    for kw in ({}, {"resume_dir": tmp_path / "partial", "model_id": "sha"}):
+        (res,) = evaluate(
+            model, data, ["PublicTest"], ["eval2"], progress=False, by_view=True, **kw
+        )
+        assert res.confusion == plain.confusion  # the same Eval2
+        b = res.by_view
+        assert list(b["side"]) == ["48", "50", "52", "54"]
+        assert list(b["angle"])[0] == "-45" and len(b["angle"]) == 9
+        assert list(b["max_angle"]) == ["0", "11.25", "22.5", "33.75", "45"]
+        assert b["max_angle"]["45"] == res.accuracy  # every view: Eval2 itself
+        assert b["max_angle"]["0"] == b["angle"]["0"]
+    assert plain.by_view is None and "by_view" not in plain.to_dict()
+    out = tmp_path / "rep"
+    r = run_cli(
+        "evaluate", "--model", str(tiny_run), "--data", str(few), "--method", "eval2",
+        "--by-view", "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "max_angle  0: " in r.stdout and "45: " in r.stdout
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["results"][0]["by_view"]["side"] == pytest.approx(b["side"])
+    assert "Accuracy from the views of one rotation (degrees):" in (out / "report.md").read_text()

@@ -146,3 +146,30 @@ def test_center_score_is_the_network_on_the_centre_crop():
     assert torch.allclose(
         model.score(imgs, "center"), _MeanNet()(center_crop(norm(imgs))), atol=1e-6
     )
+
+
+def test_view_cells_group_eval2_by_rescaling_and_rotation():
+    from ferkit.views import EVAL2_ANGLES, EVAL2_SIDES, view_cells
+
+    index, cells = view_cells("eval2")
+    assert len(cells) == 36 and set(cells) == {(s, a) for s in EVAL2_SIDES for a in EVAL2_ANGLES}
+    assert torch.bincount(index).tolist() == [18] * 36  # 9 crops x 2 mirrors each
+    for i, (side, angle, *_) in enumerate(view_params("eval2")):
+        assert cells[index[i]] == (side, angle)
+    assert view_cells("eval1")[1] == ((48, 0.0),) and view_cells("center")[0].tolist() == [0]
+
+
+def test_score_per_cell_is_the_mean_of_each_cells_views():
+    from ferkit.views import view_cells
+
+    imgs = np.random.default_rng(2).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    norm = Normalizer.fit(imgs)
+    model = FerModel(_MeanNet(), norm, ModelMeta(arch="bkstart", loss="svm"))
+    index, cells = view_cells("eval2")
+    got = model.score(imgs, "eval2", batch=100, cells=index)
+    assert got.shape == (3, 36, 7)
+    per_view = _MeanNet()(apply_all_views(norm(imgs), view_thetas_for("eval2")).flatten(0, 1))
+    per_view = per_view.view(3, 648, 7)
+    for c in (0, 17, 35):
+        assert torch.allclose(got[:, c], per_view[:, index == c].mean(1), atol=1e-5)
+    assert torch.allclose(got.mean(1), model.score(imgs, "eval2", batch=100), atol=1e-5)

@@ -116,6 +116,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             progress=not args.json,
             resume_dir=args.resume,
             model_id=model_id,
+            by_view=args.by_view,
         )
     report = report_dict(model, args.model, results)
     if args.out:
@@ -128,6 +129,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{r.split:<12} {r.method:<7} {r.views:>4} views  {r.n:>6} images  "
                 f"accuracy {100 * r.accuracy:6.2f} %  ({r.seconds:.1f} s)"
             )
+            for group, accs in (r.by_view or {}).items():
+                cells = "  ".join(f"{k}: {100 * a:.2f}" for k, a in accs.items())
+                print(f"{'':<21}{group:<10} {cells}")
         if args.out:
             print(f"wrote {args.out}/report.json, report.md, confusion.png", file=sys.stderr)
     return 0
@@ -466,6 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="save scores in DIR every 256 images; the same command run again after an "
         "interruption continues there (Eval2 of a deep network takes hours on a CPU)",
+    )
+    sp.add_argument(
+        "--by-view",
+        action="store_true",
+        help="also the accuracy from each rescaling and each rotation of Eval1/Eval2's views "
+        "alone, and from rotations up to +-a degrees (same views, no extra cost)",
     )
     sp.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     sp.add_argument("--json", action="store_true", help="print report.json's object")

@@ -18,7 +18,7 @@ from .atomic import atomic_write
 from .data import FerDataset
 from .labels import LABELS
 from .model import FerModel
-from .views import METHODS, num_views
+from .views import METHODS, num_views, view_cells
 
 
 @dataclass
@@ -33,6 +33,14 @@ class EvalResult:
     per_class_accuracy: dict[str, float]
     confusion: list[list[int]]  # rows = true class, columns = predicted
     seconds: float
+    by_view: dict | None = None  # evaluate(by_view=True): see view_breakdown
+
+    def to_dict(self) -> dict:
+        """The ``report.json`` row (``by_view`` only when measured)."""
+        d = asdict(self)
+        if d["by_view"] is None:
+            del d["by_view"]
+        return d
 
 
 def confusion_matrix(true: np.ndarray, pred: np.ndarray, k: int = len(LABELS)) -> np.ndarray:
@@ -70,6 +78,7 @@ def evaluate(
     batch: int = 128,
     resume_dir: str | os.PathLike | None = None,
     model_id: str = "",
+    by_view: bool = False,
 ) -> list[EvalResult]:
     """Score every requested split with every requested view method.
 
@@ -77,6 +86,9 @@ def evaluate(
     interrupted evaluation (Eval2 of a deep network is hours on a CPU) continues where it
     stopped; ``model_id`` (e.g. the weights' SHA-256) ties the saved scores to the model, and
     scores of another model, split or method are recomputed, never mixed in.
+
+    With ``by_view``, Eval1 and Eval2 results also say what each rescaling and rotation adds
+    (:func:`view_breakdown`), from the same views at no extra cost.
     """
     from .device import autocast_dtype
 
@@ -100,29 +112,63 @@ def evaluate(
         for method in methods:
             bar = _bar(len(split), f"{name} {method}", progress)
             on_chunk = bar.update if bar else None
+            cells, keys = view_cells(method) if by_view and method != "center" else (None, ())
             if resume_dir is None:
                 t0 = time.perf_counter()
-                scores = model.score(split.images, method, batch, dtype, on_chunk).cpu().numpy()
-                seconds = time.perf_counter() - t0
+                scores = model.score(split.images, method, batch, dtype, on_chunk, cells)
+                scores, seconds = scores.cpu().numpy(), time.perf_counter() - t0
             else:
-                partial = Path(resume_dir) / f"scores-{name}-{method}.npz"
-                key = f"{model_id} {name} {method} {len(split)}"
+                grouped = "-by-view" if cells is not None else ""
+                partial = Path(resume_dir) / f"scores-{name}-{method}{grouped}.npz"
+                key = f"{model_id} {name} {method} {len(split)}{grouped}"
                 scores, seconds = _score_resumable(
-                    model, split.images, method, batch, dtype, on_chunk, partial, key
+                    model, split.images, method, batch, dtype, on_chunk, cells, partial, key
                 )
             if bar:
                 bar.close()
+            breakdown = None
+            if cells is not None:  # (N, cells, 7): the views' average weighs cells by size
+                counts = np.bincount(cells.numpy()).astype(np.float32)
+                breakdown = view_breakdown(scores, keys, counts, split.labels)
+                scores = (scores * counts[None, :, None]).sum(1) / counts.sum()
             pred = scores.argmax(1)
-            results.append(result_from_predictions(name, method, split.labels, pred, seconds))
+            result = result_from_predictions(name, method, split.labels, pred, seconds)
+            result.by_view = breakdown
+            results.append(result)
     return results
+
+
+def view_breakdown(
+    cell_scores: np.ndarray,
+    cells: tuple[tuple[float, float], ...],
+    counts: np.ndarray,
+    labels: np.ndarray,
+) -> dict[str, dict[str, float]]:
+    """Accuracy (fractions) when only some of a method's views are averaged: those of one
+    rescaling (``side``: 48-54 px), of one rotation (``angle``), or of every rotation up to
+    +-a degrees (``max_angle``); ``cell_scores`` (N, cells, 7) are per-cell means."""
+    side = np.array([c[0] for c in cells])
+    angle = np.array([c[1] for c in cells])
+
+    def accuracy(mask: np.ndarray) -> float:
+        weights = (counts * mask)[None, :, None]
+        return float(((cell_scores * weights).sum(1).argmax(1) == labels).mean())
+
+    return {
+        "side": {f"{s:g}": accuracy(side == s) for s in sorted(set(side))},
+        "angle": {f"{a:g}": accuracy(angle == a) for a in sorted(set(angle))},
+        "max_angle": {f"{a:g}": accuracy(abs(angle) <= a) for a in sorted(set(abs(angle)))},
+    }
 
 
 RESUME_SLICE = 256  # images scored between saves: ~5 min of BKVGG14 Eval2 on one CPU thread
 
 
-def _score_resumable(model, images, method, batch, dtype, on_chunk, path: Path, key: str):
+def _score_resumable(model, images, method, batch, dtype, on_chunk, cells, path: Path, key: str):
     """:meth:`FerModel.score` in slices, each slice's scores saved (atomically) to ``path``."""
-    done, seconds = np.zeros((0, len(model.labels)), np.float32), 0.0
+    k = len(model.labels)
+    shape = (0, k) if cells is None else (0, int(cells.max()) + 1, k)
+    done, seconds = np.zeros(shape, np.float32), 0.0
     if path.exists():
         try:
             with np.load(path) as z:
@@ -134,7 +180,7 @@ def _score_resumable(model, images, method, batch, dtype, on_chunk, path: Path, 
         on_chunk(len(done))
     for i in range(len(done), len(images), RESUME_SLICE):
         t0 = time.perf_counter()
-        part = model.score(images[i : i + RESUME_SLICE], method, batch, dtype, on_chunk)
+        part = model.score(images[i : i + RESUME_SLICE], method, batch, dtype, on_chunk, cells)
         done = np.concatenate([done, part.cpu().numpy().astype(np.float32)])
         seconds += time.perf_counter() - t0
         with atomic_write(path) as fh:
@@ -172,7 +218,7 @@ def report_dict(model: FerModel, path: str | os.PathLike | None, results: list[E
             "params": sum(p.numel() for p in model.net.parameters()),
             "path": str(path) if path else "shipped",
         },
-        "results": [asdict(r) for r in results],
+        "results": [r.to_dict() for r in results],
     }
 
 
@@ -208,7 +254,25 @@ def report_markdown(report: dict) -> str:
         for i, lab in enumerate(LABELS):
             cells = [f"**{v:.2f}**" if i == j else f"{v:.2f}" for j, v in enumerate(pct[i])]
             lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+        lines += _breakdown_markdown(r.get("by_view"))
     return "\n".join(lines) + "\n"
+
+
+def _breakdown_markdown(by_view: dict | None) -> list[str]:
+    """view_breakdown's accuracies as one table per grouping, in %."""
+    if not by_view:
+        return []
+    titles = {
+        "side": "views of one rescaling (side, px)",
+        "angle": "views of one rotation (degrees)",
+        "max_angle": "views rotated by at most +-a degrees",
+    }
+    lines = []
+    for group, accs in by_view.items():
+        lines += ["", f"Accuracy from the {titles[group]}:", ""]
+        lines += ["| " + " | ".join(accs) + " |", "|" + "---|" * len(accs)]
+        lines.append("| " + " | ".join(f"{100 * a:.2f}" for a in accs.values()) + " |")
+    return lines
 
 
 def plot_confusions(results: list[EvalResult], path: str | os.PathLike) -> None:

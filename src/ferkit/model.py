@@ -68,8 +68,12 @@ class FerModel(nn.Module):
         batch: int = 128,
         dtype: torch.dtype | None = None,
         on_chunk: Callable[[int], None] | None = None,
+        cells: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Average per-view outputs over ``method``'s views: (N, 48, 48) faces -> (N, 7).
+
+        With ``cells`` (each view's group, as :func:`~ferkit.views.view_cells` gives), the
+        average is taken per group instead: (N, groups, 7).
 
         SVM models average raw scores, CE models softmax probabilities (the paper's rule).
         Crops go through the network ``batch`` at a time (128 keeps a 2-core CPU's caches warm:
@@ -102,11 +106,23 @@ class FerModel(nn.Module):
                 with autocast(dev, dtype):
                     s = self.net(crops[k : k + batch].contiguous(memory_format=fmt))
                 scores.append(view_scores(s, self.loss))
-            out.append(torch.cat(scores).view(x.shape[0], n_views, -1).mean(1))
+            per_view = torch.cat(scores).view(x.shape[0], n_views, -1)
+            out.append(per_view.mean(1) if cells is None else _group_mean(per_view, cells))
             if on_chunk is not None:
                 on_chunk(x.shape[0])
-        return torch.cat(out) if out else torch.zeros(0, len(self.labels))
+        if out:
+            return torch.cat(out)
+        return torch.zeros(0, *(() if cells is None else (int(cells.max()) + 1,)), len(self.labels))
 
     def probabilities(self, averaged: torch.Tensor) -> torch.Tensor:
         """Class probabilities from :meth:`score`'s output (softmax of SVM scores, see losses)."""
         return probabilities(averaged, self.loss)
+
+
+def _group_mean(per_view: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """(N, V, K) per-view outputs -> (N, G, K) means over the views of each of G groups."""
+    cells = cells.to(per_view.device)
+    groups = int(cells.max()) + 1
+    total = per_view.new_zeros(per_view.shape[0], groups, per_view.shape[2])
+    total.index_add_(1, cells, per_view)
+    return total / torch.bincount(cells, minlength=groups).to(per_view)[None, :, None]

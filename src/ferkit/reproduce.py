@@ -264,7 +264,7 @@ def _complete(summary: dict, exp: Experiment, run: Path, data: str, path: Path) 
         resume_dir=partial,
         model_id=current,
     )
-    summary["results"] += [dataclasses.asdict(r) for r in results]
+    summary["results"] += [r.to_dict() for r in results]
     order = {m: i for i, m in enumerate(methods(exp))}
     summary["results"].sort(key=lambda r: (r["split"], order.get(r["method"], len(order))))
     _write_summary(path, summary)

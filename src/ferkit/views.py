@@ -41,6 +41,17 @@ def view_thetas_for(method: str) -> torch.Tensor:
     return view_thetas(side, angle, ox, oy, torch.tensor(cols[4]))
 
 
+@functools.cache
+def view_cells(method: str) -> tuple[torch.Tensor, tuple[tuple[float, float], ...]]:
+    """Each view's cell (index into the second item) and every cell's (side, angle): the views
+    of one rescaling and one rotation share a cell (Eval2: 36 cells of 9 crops x 2 mirrors),
+    so scores averaged per cell say what each rescaling and rotation adds."""
+    keys = [(side, angle) for side, angle, *_ in view_params(method)]
+    cells = tuple(dict.fromkeys(keys))
+    index = {c: i for i, c in enumerate(cells)}
+    return torch.tensor([index[k] for k in keys]), cells
+
+
 def num_views(method: str) -> int:
     """How many views ``method`` scores per image (1, 10 or 648)."""
     return len(view_params(method))
