@@ -193,7 +193,7 @@ def _bar(total: int, desc: str, enabled: bool):
         return None
     from tqdm import tqdm
 
-    # into a log file (not a terminal), one update every 30 s rather than ten a second
+    # into a log file (not a terminal), a few updates a minute rather than ten a second
     every = 0.1 if sys.stderr.isatty() else 30.0
     return tqdm(
         total=total,
