@@ -137,7 +137,7 @@ PAPER_PARAMS = {
 }
 
 
-def methods(exp: Experiment) -> tuple[str, ...]:
+def recorded_tests(exp: Experiment) -> tuple[str, ...]:
     """Every test an experiment's summary records: the cheap ones, then its table's."""
     return tuple(dict.fromkeys(CHEAP_METHODS + exp.methods))
 
@@ -245,7 +245,7 @@ def _complete(summary: dict, exp: Experiment, run: Path, data: str, path: Path) 
     from .evaluate import evaluate
 
     have = {r["method"] for r in summary["results"]}
-    missing = [m for m in methods(exp) if m not in have]
+    missing = [m for m in recorded_tests(exp) if m not in have]
     try:
         current = file_sha256(model_file(run))
     except FileNotFoundError:
@@ -265,7 +265,7 @@ def _complete(summary: dict, exp: Experiment, run: Path, data: str, path: Path) 
         model_id=current,
     )
     summary["results"] += [r.to_dict() for r in results]
-    order = {m: i for i, m in enumerate(methods(exp))}
+    order = {m: i for i, m in enumerate(recorded_tests(exp))}
     summary["results"].sort(key=lambda r: (r["split"], order.get(r["method"], len(order))))
     _write_summary(path, summary)
     shutil.rmtree(partial, ignore_errors=True)
@@ -547,7 +547,9 @@ def _recipe_section(by_name: dict[str, dict]) -> list[str]:
                 cells += ["not run"] * 3
                 continue
             test = ", ".join(
-                f"{m} {a:.1f}" for m in methods(exp) if (a := _acc(x, "PublicTest", m)) is not None
+                f"{m} {a:.1f}"
+                for m in recorded_tests(exp)
+                if (a := _acc(x, "PublicTest", m)) is not None
             )
             cells += [f"{x['epochs_done']}", f"{100 * x['val_acc']:.1f}", test or "-"]
         rows.append(f"| {exp.name} | {exp.base} | {exp.change} | " + " | ".join(cells) + " |")
