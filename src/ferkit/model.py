@@ -106,21 +106,23 @@ class FerModel(nn.Module):
                 with autocast(dev, dtype):
                     s = self.net(crops[k : k + batch].contiguous(memory_format=fmt))
                 scores.append(view_scores(s, self.loss))
-            per_view = torch.cat(scores).view(x.shape[0], n_views, -1)
-            out.append(per_view.mean(1) if cells is None else _group_mean(per_view, cells))
+            out.append(_average(torch.cat(scores).view(x.shape[0], n_views, -1), cells))
             if on_chunk is not None:
                 on_chunk(x.shape[0])
         if out:
             return torch.cat(out)
-        return torch.zeros(0, *(() if cells is None else (int(cells.max()) + 1,)), len(self.labels))
+        return _average(torch.zeros(0, n_views, len(self.labels), device=dev), cells)
 
     def probabilities(self, averaged: torch.Tensor) -> torch.Tensor:
         """Class probabilities from :meth:`score`'s output (softmax of SVM scores, see losses)."""
         return probabilities(averaged, self.loss)
 
 
-def _group_mean(per_view: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-    """(N, V, K) per-view outputs -> (N, G, K) means over the views of each of G groups."""
+def _average(per_view: torch.Tensor, cells: torch.Tensor | None) -> torch.Tensor:
+    """(N, V, K) per-view outputs -> (N, K) means over all views, or with ``cells`` (each view's
+    group) (N, G, K) means over the views of each of G groups."""
+    if cells is None:
+        return per_view.mean(1)
     cells = cells.to(per_view.device)
     groups = int(cells.max()) + 1
     total = per_view.new_zeros(per_view.shape[0], groups, per_view.shape[2])
