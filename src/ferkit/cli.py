@@ -568,7 +568,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--experiments", nargs="+", metavar="NAME", help="which (default: all the paper's)"
     )
-    sp.add_argument("--epochs", type=int, default=60, help="training budget per experiment")
+    sp.add_argument(
+        "--epochs",
+        type=int,
+        default=60,
+        help="training budget per experiment (a recipe that varies the epochs keeps its own)",
+    )
     sp.add_argument("--schedule", default="onecycle", choices=["plateau", "onecycle", "cosine"])
     sp.add_argument("--lr", type=float, default=0.01, help="(peak) learning rate")
     sp.add_argument("--threads", type=int, help="CPU threads for torch")

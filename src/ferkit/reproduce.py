@@ -39,6 +39,7 @@ class Experiment:
     paper: dict[str, tuple[float, float]]  # method -> (public, private)
     augment_strength: float = 1.0  # rotation/rescale ranges x this (train --augment-strength)
     batch_size: int = 256  # the paper's (train --batch-size)
+    epochs: int | None = None  # a recipe's own training length (else reproduce --epochs)
     base: str | None = None
     change: str = ""  # what differs from ``base``, in words
 
@@ -120,6 +121,18 @@ RECIPES: tuple[Experiment, ...] = (
         base="bkstart-svm",
         change="batch 64: four times the updates per epoch, same peak learning rate",
     ),
+    Experiment(
+        "bkstart-svm-e80",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        epochs=80,
+        base="bkstart-svm",
+        change="80 epochs: twice the base's one-cycle schedule, stretched",
+    ),
 )
 #: Tests every summary records besides its table's: cheap (1 and 10 views a face against
 #: Eval2's 648), so that any two runs, recipes and their bases included, compare on each test.
@@ -168,13 +181,15 @@ def run_experiment(
     """Train (or resume, or skip) one experiment, evaluate it, write its summary JSON.
 
     ``quiet`` trains with a JSON line per epoch instead of a progress bar (for logs);
-    evaluation shows its bar either way.
+    evaluation shows its bar either way. A recipe with its own ``epochs`` overrides ``budget``'s.
     """
     import torch
 
     from .checkpoint import file_sha256, model_file
     from .train import TrainConfig, load_run_config, train
 
+    if exp.epochs is not None:
+        budget = dataclasses.replace(budget, epochs=exp.epochs)
     summary_path = summaries / f"{exp.name}.json"
     run = out / "runs" / exp.name
     if summary_path.exists():
