@@ -197,3 +197,14 @@ def test_a_recipe_that_varies_the_epochs_keeps_its_own(tmp_path):
     again = run_experiment(exp, str(data), tmp_path / "out", summaries, Budget(epochs=1))
     assert again["epochs_done"] == 2 and again["model_sha256"] == s["model_sha256"]
     assert path.stat().st_mtime_ns == mtime  # finished: not retrained to the paper rows' budget
+
+
+def test_the_committed_report_is_what_the_committed_summaries_make():
+    """REPRODUCTION.md is never edited by hand nor left behind its summaries."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    summaries = [json.loads(p.read_text()) for p in sorted((root / "reproduction").glob("*.json"))]
+    assert summaries, "no committed summaries"
+    expected = render_report(summaries, "reproduction/figures")
+    assert (root / "REPRODUCTION.md").read_text() == expected
