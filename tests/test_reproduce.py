@@ -54,6 +54,13 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert f"| bkstart-svm | 1 | {each} |" in text  # each model on each test
     assert "- bkstart-svm, eval2: " in text and "points below the paper, after 1 epochs" in text
     assert f"| bkstart-svm | 1 | {s['curve'][0][1]:.1f} | {s['curve'][0][3]:.1f} |" in text
+    # Eval2 view by view: one rotation's or one rescaling's views alone
+    e2 = s["results"][2]
+    assert set(e2["by_view"]) == {"side", "angle", "max_angle"} and len(e2["by_view"]["angle"]) == 9
+    assert "## Eval2 view by view (PublicTest, %)" in text
+    angles = " | ".join(f"{100 * a:.1f}" for a in e2["by_view"]["angle"].values())
+    assert f"| bkstart-svm | {100 * e2['accuracy']:.1f} | {angles} |" in text
+    assert "| experiment | eval2 | rotation -45 | rotation -33.75 |" in text
     # a recipe: the paper's experiment with one change, shown beside it, never as a paper row
     r = json.loads((summaries / "bkstart-svm-aug0.5.json").read_text())
     assert r["augment_strength"] == 0.5 and "--augment-strength 0.5" in r["command"]

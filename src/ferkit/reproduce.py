@@ -280,6 +280,7 @@ def _complete(summary: dict, exp: Experiment, run: Path, data: str, path: Path) 
         progress=True,  # even in a log: Eval2 runs for an hour or more
         resume_dir=partial,
         model_id=current,
+        by_view=True,  # free: which of Eval2's views help this model, and which hurt
     )
     summary["results"] += [r.to_dict() for r in results]
     order = {m: i for i, m in enumerate(recorded_tests(exp))}
@@ -435,6 +436,7 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
                 f"{s['train_seconds'] / 60:.0f} min | {s['machine']} |"
             )
     lines += _all_tests_section(summaries)
+    lines += _by_view_section(summaries)
     lines += _shortfalls(summaries)
     lines += _recipe_section(by_name)
     lines += _curve_section(summaries)
@@ -522,6 +524,38 @@ def _all_tests_section(summaries: list[dict]) -> list[str]:
         "|---|---|---|---|---|",
         *rows,
     ]
+
+
+def _by_view_section(summaries: list[dict]) -> list[str]:
+    """Eval2 of each model whose summary has it view by view: the accuracy from the views of
+    one rotation, or of one rescaling, alone (``evaluate(by_view=True)``)."""
+    measured = []
+    for s in summaries:
+        for r in s.get("results", []):
+            if r["split"] == "PublicTest" and r["method"] == "eval2" and r.get("by_view"):
+                measured.append((s, r))
+    if not measured:
+        return []
+    lines = [
+        "",
+        "## Eval2 view by view (PublicTest, %)",
+        "",
+        "The accuracy when only the views of one rotation (degrees), or of one rescaling (side,",
+        "px), are averaged, beside all 648 (`ferkit evaluate --by-view`): where Eval2 falls",
+        "below Eval1, which views pull it down. Summaries from before this breakdown was",
+        "recorded are not listed.",
+    ]
+    for group, title in (("angle", "rotation"), ("side", "rescaling")):
+        keys = list(dict.fromkeys(k for _, r in measured for k in r["by_view"][group]))
+        lines += ["", "| experiment | eval2 | " + " | ".join(f"{title} {k}" for k in keys) + " |"]
+        lines.append("|---|---|" + "---|" * len(keys))
+        for s, r in measured:
+            accs = r["by_view"][group]
+            cells = [_fmt(100 * accs[k]) if k in accs else "-" for k in keys]
+            lines.append(
+                f"| {s['experiment']} | {100 * r['accuracy']:.1f} | " + " | ".join(cells) + " |"
+            )
+    return lines
 
 
 def _shortfalls(summaries: list[dict]) -> list[str]:
