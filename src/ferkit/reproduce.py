@@ -40,6 +40,8 @@ class Experiment:
     augment_strength: float = 1.0  # rotation/rescale ranges x this (train --augment-strength)
     batch_size: int = 256  # the paper's (train --batch-size)
     epochs: int | None = None  # a recipe's own training length (else reproduce --epochs)
+    lr: float | None = None  # a recipe's own (peak) learning rate (else reproduce --lr)
+    weight_decay: float | None = None  # a recipe's own weight decay (else the paper's)
     base: str | None = None
     change: str = ""  # what differs from ``base``, in words
 
@@ -133,6 +135,30 @@ RECIPES: tuple[Experiment, ...] = (
         base="bkstart-svm",
         change="80 epochs: twice the base's one-cycle schedule, stretched",
     ),
+    Experiment(
+        "bkstart-svm-lr0.02",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        lr=0.02,
+        base="bkstart-svm",
+        change="peak learning rate 0.02: twice the base's",
+    ),
+    Experiment(
+        "bkstart-svm-wd1e-4",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        weight_decay=1e-4,
+        base="bkstart-svm",
+        change="weight decay 0.0001: a fifth of the paper's",
+    ),
 )
 #: Tests every summary records besides its table's: cheap (1 and 10 views a face against
 #: Eval2's 648), so that any two runs, recipes and their bases included, compare on each test.
@@ -181,15 +207,18 @@ def run_experiment(
     """Train (or resume, or skip) one experiment, evaluate it, write its summary JSON.
 
     ``quiet`` trains with a JSON line per epoch instead of a progress bar (for logs);
-    evaluation shows its bar either way. A recipe with its own ``epochs`` overrides ``budget``'s.
+    evaluation shows its bar either way. What a recipe sets itself (epochs, learning rate,
+    weight decay) overrides ``budget``.
     """
     import torch
 
     from .checkpoint import file_sha256, model_file
     from .train import TrainConfig, load_run_config, train
 
-    if exp.epochs is not None:
-        budget = dataclasses.replace(budget, epochs=exp.epochs)
+    own = ("epochs", "lr", "weight_decay")
+    budget = dataclasses.replace(
+        budget, **{k: getattr(exp, k) for k in own if getattr(exp, k) is not None}
+    )
     summary_path = summaries / f"{exp.name}.json"
     run = out / "runs" / exp.name
     if summary_path.exists():
