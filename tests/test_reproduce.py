@@ -209,6 +209,35 @@ def test_a_recipe_keeps_its_own_epochs_learning_rate_and_weight_decay(tmp_path):
     assert path.stat().st_mtime_ns == mtime  # finished: not retrained to the paper rows' budget
 
 
+def test_by_view_remeasures_only_an_eval2_recorded_without_its_breakdown(tmp_path):
+    import dataclasses
+
+    from ferkit.reproduce import Budget, experiment, run_experiment
+
+    data = str(write_csv(tmp_path / "f.csv", {"Training": 300, "PublicTest": 3}))
+    exp = dataclasses.replace(experiment("bkstart-svm"), methods=("eval2",))
+    summaries = tmp_path / "reproduction"
+    summaries.mkdir()
+    s = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1))
+    for r in s["results"]:  # as a summary written before the breakdown was recorded
+        r.pop("by_view", None)
+    path = summaries / "bkstart-svm.json"
+    path.write_text(json.dumps(s))
+    plain = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1))
+    assert not any("by_view" in r for r in plain["results"])  # not asked: left as it is
+    again = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1), by_view=True)
+    assert [r["method"] for r in again["results"]] == ["center", "eval1", "eval2"]
+    e2 = again["results"][2]
+    assert e2["accuracy"] == s["results"][2]["accuracy"] and len(e2["by_view"]["angle"]) == 9
+    assert "by_view" not in again["results"][1]  # Eval1 was not re-run
+    saved = json.loads(path.read_text())["results"]  # (NaN per-class cells: compare keys)
+    assert [(r["method"], "by_view" in r) for r in saved] == [
+        ("center", False),
+        ("eval1", False),
+        ("eval2", True),
+    ]
+
+
 def test_the_committed_report_is_what_the_committed_summaries_make():
     """REPRODUCTION.md is never edited by hand nor left behind its summaries."""
     from pathlib import Path

@@ -217,7 +217,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import Budget, reproduce
 
     budget = Budget(epochs=args.epochs, schedule=args.schedule, lr=args.lr, threads=args.threads)
-    text = reproduce(args.data, args.out, args.experiments, budget, args.summaries, args.report)
+    text = reproduce(
+        args.data, args.out, args.experiments, budget, args.summaries, args.report, args.by_view
+    )
     print(f"ferkit: wrote {args.report} ({len(text.splitlines())} lines)", file=sys.stderr)
     return 0
 
@@ -575,8 +577,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="training budget per experiment (a recipe that varies the epochs keeps its own)",
     )
     sp.add_argument("--schedule", default="onecycle", choices=["plateau", "onecycle", "cosine"])
-    sp.add_argument("--lr", type=float, default=0.01, help="(peak) learning rate")
+    sp.add_argument(
+        "--lr",
+        type=float,
+        default=0.01,
+        help="(peak) learning rate (a recipe that varies it keeps its own)",
+    )
     sp.add_argument("--threads", type=int, help="CPU threads for torch")
+    sp.add_argument(
+        "--by-view",
+        action="store_true",
+        help="re-run the Eval2 of finished experiments whose summary lacks its view-by-view "
+        "breakdown (as long as their first Eval2)",
+    )
     sp.add_argument("--summaries", default="reproduction", help="folder of the summary JSON files")
     sp.add_argument("--report", default="REPRODUCTION.md", help="the report to regenerate")
 
