@@ -101,6 +101,8 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     assert (run / "metrics.jsonl").read_text() == metrics
     assert (summaries / "figures" / "fig1-augmentation.png").exists()
     assert "](reproduction/figures/fig1-augmentation.png)" in text  # as seen from the report
+    assert (summaries / "figures" / "validation-curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](reproduction/figures/validation-curves.png)" in text  # every run's curve, drawn
 
 
 def test_table_ix_and_fig_2_are_pictures_too(tmp_path):

@@ -1,4 +1,5 @@
-"""Figures that people would rather look at than read: the augmentation grid (Fig. 1)."""
+"""Figures that people would rather look at than read: the augmentation grid (Fig. 1), the
+validation curves of many runs side by side."""
 
 from __future__ import annotations
 
@@ -47,4 +48,37 @@ def augment_preview(
     fig.tight_layout()
     with atomic_write(out) as fh:
         fig.savefig(fh, format="png")
+    plt.close(fig)
+
+
+def validation_curves(summaries: list[dict], out: str | os.PathLike) -> None:
+    """Each run's validation accuracy against epochs and against training hours, one line per
+    run (``ferkit reproduce`` summaries; recipes dashed), as a PNG: budgets side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [s for s in summaries if s.get("curve")]
+    fig, (by_epoch, by_hour) = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    colours = plt.get_cmap("tab20").colors
+    for i, s in enumerate(runs):
+        curve = np.asarray([row[:3] for row in s["curve"]], dtype=float)  # epoch, val %, hours
+        style = {
+            "color": colours[i % len(colours)],
+            "linestyle": "--" if s.get("table") == "recipe" else "-",
+            "linewidth": 1.2,
+        }
+        by_epoch.plot(curve[:, 0], curve[:, 1], label=s["experiment"], **style)
+        by_hour.plot(curve[:, 2], curve[:, 1], **style)
+    by_epoch.set(xlabel="epoch", ylabel="validation accuracy (%)")
+    by_hour.set(xlabel="training hours (wall clock, as measured)")
+    for ax in (by_epoch, by_hour):
+        ax.grid(alpha=0.3)
+    if runs:
+        fig.legend(loc="center right", fontsize=8, frameon=False)
+    fig.suptitle("Validation accuracy of every run (recipes dashed)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
+    with atomic_write(out) as fh:
+        fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)

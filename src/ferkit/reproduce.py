@@ -165,6 +165,8 @@ RECIPES: tuple[Experiment, ...] = (
 CHEAP_METHODS = ("center", "eval1")
 #: The pictures' folder, inside the summaries folder (committed with them).
 FIGURES = "figures"
+#: Every run's validation accuracy against epochs and hours, in that folder.
+CURVES_FIGURE = "validation-curves.png"
 #: Table IX (BKVGG12, PrivateTest, % of each true class).
 PAPER_TABLE_IX = dict(zip(LABELS, (63.14, 69.09, 51.89, 89.76, 61.78, 82.45, 73.16), strict=True))
 PAPER_PARAMS = {
@@ -482,7 +484,7 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
     lines += _by_view_section(summaries)
     lines += _shortfalls(summaries)
     lines += _recipe_section(by_name)
-    lines += _curve_section(summaries)
+    lines += _curve_section(summaries, figures)
     lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
     lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries]
     s12 = by_name.get("bkvgg12-svm")
@@ -527,10 +529,11 @@ def _table_ix_result(s12: dict) -> dict:
 
 
 def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
-    """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here) and Table
-    IX's picture, beside the summaries, where the report links them."""
+    """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here), Table
+    IX's picture and every run's validation curve, beside the summaries, where the report links
+    them."""
     from .evaluate import EvalResult, plot_confusions
-    from .figures import augment_preview
+    from .figures import augment_preview, validation_curves
 
     figs = summaries_dir / FIGURES
     figs.mkdir(parents=True, exist_ok=True)
@@ -542,6 +545,9 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     if s12.exists():
         result = EvalResult(**_table_ix_result(json.loads(s12.read_text())))
         plot_confusions([result], figs / "table9-confusion.png")
+    summaries = [json.loads(p.read_text()) for p in sorted(summaries_dir.glob("*.json"))]
+    if any(s.get("curve") for s in summaries):
+        validation_curves(summaries, figs / CURVES_FIGURE)
 
 
 def _all_tests_section(summaries: list[dict]) -> list[str]:
@@ -669,7 +675,7 @@ def _recipe_section(by_name: dict[str, dict]) -> list[str]:
 CURVE_EPOCHS = (5, 10, 20, 40, 60, 80, 100, 120, 160, 200, 300, 400, 600, 800, 1000, 1400)
 
 
-def _curve_section(summaries: list[dict]) -> list[str]:
+def _curve_section(summaries: list[dict], figures: str) -> list[str]:
     """Validation accuracy against epochs and hours: where each budget went."""
     with_curves = [s for s in summaries if s.get("curve")]
     if not with_curves:
@@ -682,6 +688,8 @@ def _curve_section(summaries: list[dict]) -> list[str]:
         "epochs, with the wall-clock hours of training so far on the machine of the table above,",
         "and the training accuracy of that epoch (dropout on, batches augmented where the run",
         "augments): where the two part, more epochs stop paying.",
+        "",
+        f"![Validation accuracy of every run against epochs and hours]({figures}/{CURVES_FIGURE})",
         "",
         "| experiment | epoch | validation % | training % | hours |",
         "|---|---|---|---|---|",
