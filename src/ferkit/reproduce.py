@@ -528,6 +528,11 @@ def _table_ix_result(s12: dict) -> dict:
     return next(x for x in s12["results"] if x["split"] == split and x["method"] == "eval2")
 
 
+def load_summaries(summaries_dir: Path) -> list[dict]:
+    """Every summary JSON in ``summaries_dir``, in name order (the report's row order)."""
+    return [json.loads(p.read_text()) for p in sorted(summaries_dir.glob("*.json"))]
+
+
 def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here), Table
     IX's picture and every run's validation curve, beside the summaries, where the report links
@@ -545,7 +550,7 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     if s12.exists():
         result = EvalResult(**_table_ix_result(json.loads(s12.read_text())))
         plot_confusions([result], figs / "table9-confusion.png")
-    summaries = [json.loads(p.read_text()) for p in sorted(summaries_dir.glob("*.json"))]
+    summaries = load_summaries(summaries_dir)
     if any(s.get("curve") for s in summaries):
         validation_curves(summaries, figs / CURVES_FIGURE)
 
@@ -705,7 +710,7 @@ def _curve_section(summaries: list[dict], figures: str) -> list[str]:
 
 def write_report(summaries_dir: Path, report: Path) -> str:
     """Read every summary JSON in ``summaries_dir`` and (re)write ``report``."""
-    summaries = [json.loads(p.read_text()) for p in sorted(summaries_dir.glob("*.json"))]
+    summaries = load_summaries(summaries_dir)
     text = render_report(summaries, os.path.relpath(summaries_dir / FIGURES, report.parent))
     with atomic_write(report, "w") as fh:
         fh.write(text)
