@@ -249,3 +249,24 @@ def test_the_committed_report_is_what_the_committed_summaries_make():
     assert summaries, "no committed summaries"
     expected = render_report(summaries, "reproduction/figures")
     assert (root / "REPRODUCTION.md").read_text() == expected
+
+
+def test_report_only_redraws_the_report_from_the_summaries_and_runs_nothing(tmp_path):
+    """After ferkit changes, or a run on older code wrote the report: no data, no training."""
+    import shutil
+    from pathlib import Path
+
+    from ferkit.cli import EXIT_USAGE, main
+    from ferkit.reproduce import load_summaries
+
+    root = Path(__file__).resolve().parents[1]
+    summaries = tmp_path / "reproduction"
+    shutil.copytree(root / "reproduction", summaries, ignore=shutil.ignore_patterns("figures"))
+    report = tmp_path / "R.md"
+    args = ["reproduce", "--summaries", str(summaries), "--report", str(report)]
+    assert main(args) == EXIT_USAGE and not report.exists()  # runs need --data and --out
+    assert main([*args, "--report-only"]) == 0
+    assert report.read_text() == render_report(load_summaries(summaries), "reproduction/figures")
+    drawn = sorted(p.name for p in (summaries / "figures").iterdir())
+    assert drawn == ["table9-confusion.png", "validation-curves.png"]
+    assert not (tmp_path / "runs").exists()

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
 DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (ferkit data --save)"
@@ -214,12 +215,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import Budget, reproduce
+    from .reproduce import Budget, reproduce, write_report, write_summary_figures
 
-    budget = Budget(epochs=args.epochs, schedule=args.schedule, lr=args.lr, threads=args.threads)
-    text = reproduce(
-        args.data, args.out, args.experiments, budget, args.summaries, args.report, args.by_view
-    )
+    if args.report_only:
+        write_summary_figures(Path(args.summaries))
+        text = write_report(Path(args.summaries), Path(args.report))
+    elif not (args.data and args.out):
+        raise UsageError("reproduce needs --data PATH and --out DIR (or --report-only)")
+    else:
+        budget = Budget(
+            epochs=args.epochs, schedule=args.schedule, lr=args.lr, threads=args.threads
+        )
+        text = reproduce(
+            args.data, args.out, args.experiments, budget, args.summaries, args.report, args.by_view
+        )
     print(f"ferkit: wrote {args.report} ({len(text.splitlines())} lines)", file=sys.stderr)
     return 0
 
@@ -563,12 +572,16 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(e.name for e in RECIPES)
         + ".",
     )
-    sp.add_argument("--data", required=True, help=DATA_HELP)
-    sp.add_argument(
-        "--out", required=True, help="folder for the runs (figures go beside the summaries)"
-    )
+    sp.add_argument("--data", help=DATA_HELP)
+    sp.add_argument("--out", help="folder for the runs (figures go beside the summaries)")
     sp.add_argument(
         "--experiments", nargs="+", metavar="NAME", help="which (default: all the paper's)"
+    )
+    sp.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: regenerate the report and the pictures drawn from the summaries "
+        "(after changing ferkit, or when a run started on older code wrote the report)",
     )
     sp.add_argument(
         "--epochs",

@@ -537,8 +537,7 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here), Table
     IX's picture and every run's validation curve, beside the summaries, where the report links
     them."""
-    from .evaluate import EvalResult, plot_confusions
-    from .figures import augment_preview, validation_curves
+    from .figures import augment_preview
 
     figs = summaries_dir / FIGURES
     figs.mkdir(parents=True, exist_ok=True)
@@ -546,6 +545,17 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     curves = out / "runs" / "bkvgg12-svm" / "curves.png"
     if curves.exists():
         shutil.copyfile(curves, figs / "fig2-bkvgg12-curves.png")
+    write_summary_figures(summaries_dir)
+
+
+def write_summary_figures(summaries_dir: Path) -> None:
+    """The pictures drawn from the summaries alone: Table IX's and every run's validation
+    curve (what ``ferkit reproduce --report-only`` redraws)."""
+    from .evaluate import EvalResult, plot_confusions
+    from .figures import validation_curves
+
+    figs = summaries_dir / FIGURES
+    figs.mkdir(parents=True, exist_ok=True)
     s12 = summaries_dir / "bkvgg12-svm.json"
     if s12.exists():
         result = EvalResult(**_table_ix_result(json.loads(s12.read_text())))
