@@ -244,8 +244,10 @@ def test_the_committed_report_is_what_the_committed_summaries_make():
     """REPRODUCTION.md is never edited by hand nor left behind its summaries."""
     from pathlib import Path
 
+    from ferkit.reproduce import load_summaries
+
     root = Path(__file__).resolve().parents[1]
-    summaries = [json.loads(p.read_text()) for p in sorted((root / "reproduction").glob("*.json"))]
+    summaries = load_summaries(root / "reproduction")
     assert summaries, "no committed summaries"
     expected = render_report(summaries, "reproduction/figures")
     assert (root / "REPRODUCTION.md").read_text() == expected

@@ -556,11 +556,11 @@ def write_summary_figures(summaries_dir: Path) -> None:
 
     figs = summaries_dir / FIGURES
     figs.mkdir(parents=True, exist_ok=True)
-    s12 = summaries_dir / "bkvgg12-svm.json"
-    if s12.exists():
-        result = EvalResult(**_table_ix_result(json.loads(s12.read_text())))
-        plot_confusions([result], figs / "table9-confusion.png")
     summaries = load_summaries(summaries_dir)
+    s12 = next((s for s in summaries if s.get("experiment") == "bkvgg12-svm"), None)
+    if s12 is not None:
+        result = EvalResult(**_table_ix_result(s12))
+        plot_confusions([result], figs / "table9-confusion.png")
     if any(s.get("curve") for s in summaries):
         validation_curves(summaries, figs / CURVES_FIGURE)
 
