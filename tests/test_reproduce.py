@@ -188,7 +188,7 @@ def test_shortfall_lines_say_where_validation_and_training_went():
     assert "training accuracy on its batches, dropout on, ended at 74.0" in line
 
 
-def test_a_recipe_keeps_its_own_epochs_learning_rate_and_weight_decay(tmp_path):
+def test_a_recipe_keeps_its_own_epochs_learning_rate_weight_decay_and_schedule(tmp_path):
     """`--epochs`/`--lr` are the paper experiments' budget; a recipe that varies one keeps it."""
     import dataclasses
 
@@ -196,13 +196,19 @@ def test_a_recipe_keeps_its_own_epochs_learning_rate_and_weight_decay(tmp_path):
 
     data = write_csv(tmp_path / "f.csv", {"Training": 300, "PublicTest": 3})
     exp = dataclasses.replace(
-        experiment("bkstart-svm-e80"), epochs=2, lr=2e-3, weight_decay=1e-4, methods=("center",)
+        experiment("bkstart-svm-e80"),
+        epochs=2,
+        lr=2e-3,
+        weight_decay=1e-4,
+        schedule="cosine",
+        methods=("center",),
     )
     summaries = tmp_path / "reproduction"
     summaries.mkdir()
     s = run_experiment(exp, str(data), tmp_path / "out", summaries, Budget(epochs=1, lr=5e-4))
     assert s["budget"]["epochs"] == 2 and s["epochs_done"] == 2 and len(s["curve"]) == 2
     assert (s["budget"]["lr"], s["budget"]["weight_decay"]) == (2e-3, 1e-4)
+    assert s["budget"]["schedule"] == "cosine" and "--schedule cosine" in s["command"]
     assert "--epochs 2" in s["command"] and "--lr 0.002 --weight-decay 0.0001" in s["command"]
     path = summaries / "bkstart-svm-e80.json"
     mtime = path.stat().st_mtime_ns

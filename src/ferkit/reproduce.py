@@ -42,6 +42,7 @@ class Experiment:
     epochs: int | None = None  # a recipe's own training length (else reproduce --epochs)
     lr: float | None = None  # a recipe's own (peak) learning rate (else reproduce --lr)
     weight_decay: float | None = None  # a recipe's own weight decay (else the paper's)
+    schedule: str | None = None  # a recipe's own learning-rate schedule (else reproduce's)
     base: str | None = None
     change: str = ""  # what differs from ``base``, in words
 
@@ -159,6 +160,31 @@ RECIPES: tuple[Experiment, ...] = (
         base="bkstart-svm",
         change="weight decay 0.0001: a fifth of the paper's",
     ),
+    Experiment(
+        "bkstart-svm-plateau",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        schedule="plateau",
+        base="bkstart-svm",
+        change="the paper's schedule: 0.01 (after a 1-epoch warm-up) / 10 each time the "
+        "training loss stalls 5 epochs",
+    ),
+    Experiment(
+        "bkstart-svm-cosine",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        schedule="cosine",
+        base="bkstart-svm",
+        change="cosine decay from 0.01 after a 1-epoch warm-up (one-cycle's slow 25 % ramp cut)",
+    ),
 )
 #: Tests every summary records besides its table's: cheap (1 and 10 views a face against
 #: Eval2's 648), so that any two runs, recipes and their bases included, compare on each test.
@@ -216,7 +242,7 @@ def run_experiment(
 
     ``quiet`` trains with a JSON line per epoch instead of a progress bar (for logs);
     evaluation shows its bar either way. What a recipe sets itself (epochs, learning rate,
-    weight decay) overrides ``budget``. ``by_view`` re-runs an Eval2 recorded without its
+    weight decay, schedule) overrides ``budget``. ``by_view`` re-runs an Eval2 recorded without its
     view-by-view breakdown (as long as the first time).
     """
     import torch
@@ -224,7 +250,7 @@ def run_experiment(
     from .checkpoint import file_sha256, model_file
     from .train import TrainConfig, load_run_config, train
 
-    own = ("epochs", "lr", "weight_decay")
+    own = ("epochs", "lr", "weight_decay", "schedule")
     budget = dataclasses.replace(
         budget, **{k: getattr(exp, k) for k in own if getattr(exp, k) is not None}
     )
