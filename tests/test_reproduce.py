@@ -233,7 +233,8 @@ def test_by_view_remeasures_only_an_eval2_recorded_without_its_breakdown(tmp_pat
     path.write_text(json.dumps(s))
     plain = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1))
     assert not any("by_view" in r for r in plain["results"])  # not asked: left as it is
-    again = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1), by_view=True)
+    again = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=3), by_view=True)
+    assert again["epochs_done"] == 1 and again["budget"]["epochs"] == 1  # measured, not trained on
     assert [r["method"] for r in again["results"]] == ["center", "eval1", "eval2"]
     e2 = again["results"][2]
     assert e2["accuracy"] == s["results"][2]["accuracy"] and len(e2["by_view"]["angle"]) == 9

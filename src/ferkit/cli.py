@@ -601,7 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--by-view",
         action="store_true",
         help="re-run the Eval2 of finished experiments whose summary lacks its view-by-view "
-        "breakdown (as long as their first Eval2)",
+        "breakdown (as long as their first Eval2); finished experiments are not trained on, "
+        "whatever --epochs says",
     )
     sp.add_argument("--summaries", default="reproduction", help="folder of the summary JSON files")
     sp.add_argument("--report", default="REPRODUCTION.md", help="the report to regenerate")

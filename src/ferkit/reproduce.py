@@ -243,7 +243,8 @@ def run_experiment(
     ``quiet`` trains with a JSON line per epoch instead of a progress bar (for logs);
     evaluation shows its bar either way. What a recipe sets itself (epochs, learning rate,
     weight decay, schedule) overrides ``budget``. ``by_view`` re-runs an Eval2 recorded without its
-    view-by-view breakdown (as long as the first time).
+    view-by-view breakdown (as long as the first time) and never trains a finished experiment
+    on, whatever ``budget.epochs`` says.
     """
     import torch
 
@@ -258,7 +259,7 @@ def run_experiment(
     run = out / "runs" / exp.name
     if summary_path.exists():
         done = json.loads(summary_path.read_text())
-        if done.get("budget", {}).get("epochs") == budget.epochs:
+        if by_view or done.get("budget", {}).get("epochs") == budget.epochs:
             old = done.get("curve") or [[]]
             if len(old[0]) < 4 and (curve := _curve(run)):  # summaries from before 4-column curves
                 done["curve"] = curve
