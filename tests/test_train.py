@@ -55,7 +55,24 @@ def test_warmup_then_plateau_in_charge():
     cfg = TrainConfig(data="x", out="y", schedule="plateau", lr=0.1, warmup_epochs=2)
     assert lr_at(cfg, 0, 0) == pytest.approx(0.001)
     assert lr_at(cfg, 0, 1) == pytest.approx(0.1 * (0.01 + 0.99 / 2))
-    assert lr_at(cfg, 0, 2) is None
+    assert lr_at(cfg, 0, 2) == 0.1  # the paper's rate, not warm-up's last step's
+    assert lr_at(cfg, 0, 2.5) is None
+
+
+def test_the_plateau_schedule_trains_at_the_full_rate_after_warm_up(small_csv, tmp_path):
+    cfg = TrainConfig(
+        data=str(small_csv),
+        out=str(tmp_path / "run"),
+        arch="bkstart",
+        schedule="plateau",
+        epochs=2,
+        batch_size=64,
+        lr=0.002,
+        quiet=True,
+        threads=1,
+    )
+    res = train(cfg)
+    assert res.history[0].lr < 0.002 and res.history[1].lr == 0.002
 
 
 def test_train_writes_a_self_describing_run(small_csv, tmp_path):

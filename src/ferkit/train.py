@@ -140,11 +140,12 @@ def shard(indices: torch.Tensor, rank: int, world: int) -> torch.Tensor:
 
 def lr_at(cfg: TrainConfig, progress: float, epoch_progress: float = math.inf) -> float | None:
     """The learning rate set by the schedule at ``progress`` in [0, 1] of the run, with
-    ``epoch_progress`` epochs done; None where the plateau scheduler is in charge."""
+    ``epoch_progress`` epochs done; None where the plateau scheduler is in charge (after the
+    first step past warm-up, which starts it at ``cfg.lr``, not at warm-up's last value)."""
     if cfg.schedule != "onecycle" and epoch_progress < cfg.warmup_epochs:
         return cfg.lr * (0.01 + 0.99 * epoch_progress / cfg.warmup_epochs)
-    if cfg.schedule == "plateau":
-        return None
+    if cfg.schedule == "plateau":  # the full rate once warm-up is over, then lr / 10 on stalls
+        return cfg.lr if epoch_progress == cfg.warmup_epochs else None
     if cfg.schedule == "cosine":
         return 0.5 * cfg.lr * (1 + math.cos(math.pi * progress))
     # onecycle: cosine warm-up from lr/25 over the first 25%, cosine decay to lr/1e4.
