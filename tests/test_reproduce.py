@@ -220,6 +220,8 @@ def test_a_recipe_keeps_its_own_epochs_learning_rate_weight_decay_and_schedule(t
 def test_by_view_remeasures_only_an_eval2_recorded_without_its_breakdown(tmp_path):
     import dataclasses
 
+    import torch
+
     from ferkit.reproduce import Budget, experiment, run_experiment
 
     data = str(write_csv(tmp_path / "f.csv", {"Training": 300, "PublicTest": 3}))
@@ -233,7 +235,15 @@ def test_by_view_remeasures_only_an_eval2_recorded_without_its_breakdown(tmp_pat
     path.write_text(json.dumps(s))
     plain = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1))
     assert not any("by_view" in r for r in plain["results"])  # not asked: left as it is
-    again = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=3), by_view=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        again = run_experiment(
+            exp, data, tmp_path / "out", summaries, Budget(epochs=3, threads=1), by_view=True
+        )
+        assert torch.get_num_threads() == 1  # --threads holds for evaluation alone too
+    finally:
+        torch.set_num_threads(threads)
     assert again["epochs_done"] == 1 and again["budget"]["epochs"] == 1  # measured, not trained on
     assert [r["method"] for r in again["results"]] == ["center", "eval1", "eval2"]
     e2 = again["results"][2]

@@ -255,6 +255,8 @@ def run_experiment(
     budget = dataclasses.replace(
         budget, **{k: getattr(exp, k) for k in own if getattr(exp, k) is not None}
     )
+    threads = budget.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)  # for evaluating too, finished experiments' included
     summary_path = summaries / f"{exp.name}.json"
     run = out / "runs" / exp.name
     if summary_path.exists():
@@ -283,14 +285,13 @@ def run_experiment(
     )
     command = _train_command(cfg)
     t0 = time.perf_counter()
-    threads = torch.get_num_threads()
     if (run / "checkpoint.pt").exists():
         stored = load_run_config(run)
         stored.epochs, stored.data, stored.out = budget.epochs, str(data), str(run)
         result = train(stored, resume=True)
     else:
         result = train(cfg)
-    torch.set_num_threads(budget.threads or threads)  # a resumed run may have set its own
+    torch.set_num_threads(threads)  # a resumed run may have set its own
     train_seconds = _wall_seconds(run) or (time.perf_counter() - t0)
     model_sha = file_sha256(model_file(run))
     summary = {
