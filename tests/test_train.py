@@ -17,6 +17,12 @@ from ferkit.train import TrainConfig, lr_at, shard, stratified_split, train
 FAST = ["--arch", "bkstart", "--batch-size", "64", "--lr", "0.0005", "--threads", "1"]
 
 
+def tiny_config(data, out, **changes) -> TrainConfig:
+    """A BKStart run on the synthetic data, small and quick (as FAST, with a higher rate)."""
+    base = dict(arch="bkstart", batch_size=64, lr=0.002, quiet=True, threads=1)
+    return TrainConfig(data=str(data), out=str(out), **{**base, **changes})
+
+
 def ferkit_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ferkit.cli", *args]
 
@@ -60,35 +66,13 @@ def test_warmup_then_plateau_in_charge():
 
 
 def test_the_plateau_schedule_trains_at_the_full_rate_after_warm_up(small_csv, tmp_path):
-    cfg = TrainConfig(
-        data=str(small_csv),
-        out=str(tmp_path / "run"),
-        arch="bkstart",
-        schedule="plateau",
-        epochs=2,
-        batch_size=64,
-        lr=0.002,
-        quiet=True,
-        threads=1,
-    )
-    res = train(cfg)
+    res = train(tiny_config(small_csv, tmp_path / "run", schedule="plateau", epochs=2))
     assert res.history[0].lr < 0.002 and res.history[1].lr == 0.002
 
 
 def test_train_writes_a_self_describing_run(small_csv, tmp_path):
     run = tmp_path / "run"
-    cfg = TrainConfig(
-        data=str(small_csv),
-        out=str(run),
-        arch="bkstart",
-        schedule="onecycle",
-        epochs=4,
-        batch_size=64,
-        lr=0.002,
-        quiet=True,
-        threads=1,
-    )
-    res = train(cfg)
+    res = train(tiny_config(small_csv, run, schedule="onecycle", epochs=4))
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoint.pt",
         "curves.png",
