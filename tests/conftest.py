@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synth import write_csv  # noqa: E402
+from synth import tiny_config, write_csv  # noqa: E402
 
 REAL_FER = (
     Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013" / "fer2013-dev.csv.gz"
@@ -39,20 +39,8 @@ def real_fer() -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(small_csv, tmp_path_factory) -> Path:
     """A one-epoch BKStart run on the synthetic data (a real model file, quickly)."""
-    from ferkit.train import TrainConfig, train
+    from ferkit.train import train
 
     out = tmp_path_factory.mktemp("run") / "bkstart"
-    train(
-        TrainConfig(
-            data=str(small_csv),
-            out=str(out),
-            arch="bkstart",
-            epochs=1,
-            batch_size=64,
-            lr=0.0005,
-            quiet=True,
-            val_split=None,
-            threads=2,
-        )
-    )
+    train(tiny_config(small_csv, out, epochs=1, lr=0.0005, val_split=None, threads=2))
     return out

@@ -46,6 +46,14 @@ def write_csv(path: Path, splits: dict[str, int], seed: int = 0, gz: bool = Fals
     return path
 
 
+def tiny_config(data: Path | str, out: Path | str, **changes):
+    """A BKStart training run on these files, small and quick; ``changes`` override."""
+    from ferkit.train import TrainConfig
+
+    base = dict(arch="bkstart", batch_size=64, lr=0.002, quiet=True, threads=1)
+    return TrainConfig(data=str(data), out=str(out), **{**base, **changes})
+
+
 def write_folder(root: Path, n_train: int = 14, n_test: int = 7, seed: int = 0) -> Path:
     """The image-folder layout: root/train/<label>/Training_N.png, root/test/<label>/PublicTest_N.png."""
     from PIL import Image

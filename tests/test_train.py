@@ -9,18 +9,13 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from synth import tiny_config
 
 import ferkit
 from ferkit.train import TrainConfig, lr_at, shard, stratified_split, train
 
 # Small, quick and able to learn the synthetic classes.
 FAST = ["--arch", "bkstart", "--batch-size", "64", "--lr", "0.0005", "--threads", "1"]
-
-
-def tiny_config(data, out, **changes) -> TrainConfig:
-    """A BKStart run on the synthetic data, small and quick (as FAST, with a higher rate)."""
-    base = dict(arch="bkstart", batch_size=64, lr=0.002, quiet=True, threads=1)
-    return TrainConfig(data=str(data), out=str(out), **{**base, **changes})
 
 
 def ferkit_cmd(*args: str) -> list[str]:
@@ -105,18 +100,8 @@ def test_train_writes_a_self_describing_run(small_csv, tmp_path):
 
 
 def test_no_augment_and_val_split(small_csv, tmp_path):
-    cfg = TrainConfig(
-        data=str(small_csv),
-        out=str(tmp_path / "r"),
-        arch="bkstart",
-        epochs=1,
-        batch_size=64,
-        lr=0.0005,
-        augment=False,
-        val_split="PrivateTest",
-        quiet=True,
-    )
-    res = train(cfg)
+    cfg = dict(epochs=1, lr=0.0005, augment=False, val_split="PrivateTest", threads=None)
+    res = train(tiny_config(small_csv, tmp_path / "r", **cfg))
     assert res.epochs_done == 1
     assert ferkit.load_model(tmp_path / "r").meta.config["val_split"] == "PrivateTest"
     args = ["--data", str(small_csv), "--out", str(tmp_path / "s"), "--arch", "bkstart"]
