@@ -198,3 +198,52 @@ def test_compact_copy_bad_files(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))  # an npz, but not ours
     with pytest.raises(DataError, match="other.npz: not a ferkit compact data file"):
         load_fer2013(tmp_path / "other.npz", cache=False)
+
+
+def test_multi_member_gzip_reads_every_member(tmp_path):
+    """``cat a.gz b.gz`` is one valid gzip file: all of it is data, not just the first member."""
+    rows = _good_rows(6)
+    p = tmp_path / "cat.csv.gz"
+    p.write_bytes(
+        gzip.compress(("\n".join([HEADER, *rows[:2]]) + "\n").encode())
+        + gzip.compress(("\n".join(rows[2:]) + "\n").encode())
+    )
+    ds = load_fer2013(p)
+    np.testing.assert_array_equal(ds.splits["Training"].images, synth_faces(6)[0])
+
+
+@pytest.mark.parametrize(
+    "tail, reason",
+    [(b"garbage!", "8 bytes of trailing garbage after gzip member 1"), (None, "truncated gzip")],
+)
+def test_gzip_trailing_garbage_or_truncation_is_refused(tmp_path, tail, reason):
+    blob = gzip.compress(("\n".join([HEADER, *_good_rows(3)]) + "\n").encode())
+    p = tmp_path / "bad.csv.gz"
+    p.write_bytes(blob + tail if tail else blob[: len(blob) // 2])
+    with pytest.raises(DataError) as e:
+        load_fer2013(p)
+    assert e.value.file == str(p) and reason in e.value.reason
+
+
+def test_gzip_nul_padding_is_accepted(tmp_path):
+    blob = gzip.compress(("\n".join([HEADER, *_good_rows(3)]) + "\n").encode())
+    p = tmp_path / "padded.csv.gz"
+    p.write_bytes(blob + b"\0" * 512)  # tape-style padding, which gzip itself accepts
+    assert len(load_fer2013(p).splits["Training"]) == 3
+
+
+def test_decompression_bomb_in_a_folder_is_a_bad_row(tmp_path, monkeypatch):
+    from PIL import Image
+
+    root = write_folder(tmp_path / "imgs", n_train=7, n_test=7)
+    bomb = root / "train" / "sad" / "Training_bomb.png"
+    Image.fromarray(np.zeros((400, 400), np.uint8)).save(bomb)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60_000)  # 160,000 px: over 2x the limit
+    with pytest.raises(DataError) as e:
+        load_fer2013(root, resize=True)
+    assert e.value.file == str(bomb) and "decompression bomb" in e.value.reason
+    ds = load_fer2013(root, resize=True, on_error="skip")
+    assert ds.n_skipped == 1 and len(ds.splits["Training"]) == 7
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # 1-2x: PIL only warns
+    with pytest.raises(DataError, match="decompression bomb"):
+        load_fer2013(root, resize=True)

@@ -3,9 +3,11 @@ honoured, and a pixel limit against decompression bombs, each failure a clear Im
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +37,21 @@ def load_image(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndar
         fh, name = Path(src), str(src)
     else:
         raise ImageError(f"cannot read an image from a {type(src).__name__}")
+    with open_image(fh, name) as im:
+        return _from_pil(im, max_pixels)
+
+
+@contextlib.contextmanager
+def open_image(fh, name: str) -> Iterator:
+    """``PIL.Image.open`` with PIL's decompression-bomb guard made an error, and every failure
+    inside the block (opening or decoding) an ImageError naming ``name``."""
+    from PIL import Image
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fh) as im:
-                return _from_pil(im, max_pixels)
+                yield im
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -48,7 +60,7 @@ def load_image(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndar
         raise ImageError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{name}: is a folder") from None
-    except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+    except (OSError, SyntaxError, ValueError, EOFError) as e:  # UnidentifiedImageError: OSError
         raise ImageError(f"{name}: unreadable image ({e})") from None
 
 
