@@ -276,3 +276,71 @@ def test_shipped_model_is_the_default(photo):
     assert r.returncode == 0, r.stderr
     (row,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert row["label"] in ferkit.LABELS and sum(row["probabilities"].values()) == pytest.approx(1)
+
+
+def test_out_mirrors_relative_paths_and_never_writes_over_an_input(tiny_run, photo, tmp_path):
+    import shutil
+
+    root = tmp_path / "photos"
+    for sub in ("a", "b"):
+        (root / sub).mkdir(parents=True)
+        shutil.copy(photo, root / sub / "face.jpg")
+    originals = {p: p.read_bytes() for p in root.rglob("*.jpg")}
+    out = tmp_path / "ann"
+    r = run_cli("predict", str(root), "--model", str(tiny_run), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == [
+        "a/face.jpg",
+        "b/face.jpg",
+    ]
+    # --out onto the inputs' own folder: every copy would replace its input: all refused
+    r = run_cli("predict", str(root), "--model", str(tiny_run), "--out", str(root))
+    assert r.returncode == 1 and r.stderr.count("refused to write its annotated copy") == 2
+    assert {p: p.read_bytes() for p in root.rglob("*.jpg")} == originals
+
+
+def test_out_refuses_two_inputs_sharing_one_copy(tiny_run, photo, tmp_path):
+    import shutil
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(photo, tmp_path / sub / "face.jpg")
+    out = tmp_path / "ann"
+    a, b = str(tmp_path / "a" / "face.jpg"), str(tmp_path / "b" / "face.jpg")  # absolute
+    r = run_cli("predict", a, b, "--model", str(tiny_run), "--out", str(out))
+    assert r.returncode == 1 and "would replace another input's" in r.stderr
+    assert [p.name for p in out.iterdir()] == ["face.jpg"]
+    # relative paths are mirrored, so the same two files both get their copy
+    r = subprocess.run(
+        [sys.executable, "-m", "ferkit.cli", "predict", "a/face.jpg", "b/face.jpg"]
+        + ["--model", str(tiny_run), "--out", str(tmp_path / "rel")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "rel" / "a" / "face.jpg").exists()
+    assert (tmp_path / "rel" / "b" / "face.jpg").exists()
+
+
+def test_a_fifo_in_a_folder_is_skipped_not_waited_on(tiny_run, photo, tmp_path):
+    import os
+
+    os.mkfifo(photo.parent / "stuck.jpg")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ferkit.cli",
+            "predict",
+            str(photo.parent),
+            "--model",
+            str(tiny_run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,  # before the fix it blocked forever opening the FIFO
+    )
+    assert r.returncode == 0, r.stderr
+    assert "stuck.jpg: skipped: not a regular file" in r.stderr
+    assert "astronaut.jpg: " in r.stdout

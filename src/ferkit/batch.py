@@ -18,22 +18,49 @@ from .predict import Face, Recognizer
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
 
-def iter_inputs(paths: list[str]) -> list[str]:
-    """Files named as given, and the images and videos below named folders (recursively, sorted)."""
+@dataclass(frozen=True)
+class Input:
+    """One file to analyse, and where its annotated copy goes below ``--out`` (``rel``)."""
+
+    path: str
+    rel: str
+
+
+def iter_inputs(paths: list[str], warn: Callable[[str], None] | None = None) -> list[Input]:
+    """Files named as given, and the images and videos below named folders (recursively,
+    sorted). Anything that is not a regular file (a FIFO, socket or device, which would block
+    or never end) is skipped with a message through ``warn``."""
     wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    warn = warn or _warn
     out = []
     for p in map(str, paths):
         if os.path.isdir(p):
             for root, dirs, names in os.walk(p):
                 dirs.sort()
-                out += [
-                    os.path.join(root, n)
-                    for n in sorted(names)
-                    if not n.startswith(".") and Path(n).suffix.lower() in wanted
-                ]
-        else:
-            out.append(p)
+                for n in sorted(names):
+                    f = os.path.join(root, n)
+                    if n.startswith(".") or Path(n).suffix.lower() not in wanted:
+                        continue
+                    if _regular(f, warn):
+                        out.append(Input(f, os.path.relpath(f, p)))
+        elif not os.path.exists(p) or _regular(p, warn):  # a missing file fails later, clearly
+            norm = os.path.normpath(p)
+            inside = not os.path.isabs(norm) and norm.split(os.sep)[0] != os.pardir
+            out.append(Input(p, norm if inside else os.path.basename(norm)))
     return out
+
+
+def _regular(path: str, warn: Callable[[str], None]) -> bool:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True  # reading it gives the clear error
+    if stat.S_ISREG(mode):
+        return True
+    warn(f"{path}: skipped: not a regular file (a FIFO, socket or device)")
+    return False
 
 
 @dataclass
@@ -119,22 +146,26 @@ def predict_paths(
 ) -> BatchSummary:
     """Run ``rec`` over every image and video below ``paths``."""
     files = iter_inputs(paths)
+    inputs = {os.path.realpath(i.path) for i in files}
+    written: set[str] = set()  # annotated copies made by this call: two inputs never share one
     summary = BatchSummary()
     bar = None
     if progress and len(files) > 1:
         from tqdm import tqdm
 
         bar = tqdm(total=len(files), unit="file", file=sys.stderr, leave=False, dynamic_ncols=True)
-    for f in files:
+    for item in files:
+        f = item.path
         summary.files += 1
         try:
+            dest = _annotated_path(item, out, inputs, written) if out else None
             if Path(f).suffix.lower() in VIDEO_SUFFIXES:
-                faces_by_frame = _predict_video(rec, f, detect, out, every, progress)
+                faces_by_frame = _predict_video(rec, f, detect, dest, every, progress)
             else:
                 rgb = load_image(f, max_pixels=rec.max_pixels)
                 faces_by_frame = [(None, rec.predict(rgb, detect=detect))]
-                if out:
-                    _save_annotated(rgb, faces_by_frame[0][1], f, out)
+                if dest:
+                    _save_annotated(rgb, faces_by_frame[0][1], dest)
         except (ImageError, OSError) as e:
             summary.failed += 1
             _warn(str(e) if str(e).startswith(f) else f"{f}: {e}")
@@ -171,13 +202,30 @@ def _warn(msg: str) -> None:
     print(f"ferkit: {msg}", file=sys.stderr)
 
 
-def _save_annotated(rgb, faces: list[Face], src: str, out: str) -> None:
+def _annotated_path(item: Input, out: str, inputs: set[str], written: set[str]) -> Path:
+    """Where ``item``'s annotated copy goes: its relative path mirrored below ``out`` (a video
+    as NAME.annotated.mp4). Refused (ImageError) where that is an input or another input's copy."""
+    dest = Path(out) / item.rel
+    if Path(item.path).suffix.lower() in VIDEO_SUFFIXES:
+        dest = dest.with_name(dest.stem + ".annotated.mp4")
+    real = os.path.realpath(dest)
+    if real in inputs:
+        raise ImageError(f"{item.path}: refused to write its annotated copy over the input {dest}")
+    if real in written:
+        raise ImageError(
+            f"{item.path}: its annotated copy {dest} would replace another input's: give the "
+            "inputs distinct relative paths"
+        )
+    written.add(real)
+    return dest
+
+
+def _save_annotated(rgb, faces: list[Face], dest: Path) -> None:
     from PIL import Image
 
     from .annotate import annotate
     from .atomic import atomic_write
 
-    dest = Path(out) / Path(src).name
     with atomic_write(dest) as fh:
         Image.fromarray(annotate(rgb, faces)).save(fh, format=_format_for(dest))
 
@@ -196,9 +244,9 @@ def _format_for(p: Path) -> str:
 
 
 def _predict_video(
-    rec: Recognizer, path: str, detect: bool, out: str | None, every: int, progress: bool
+    rec: Recognizer, path: str, detect: bool, dest: Path | None, every: int, progress: bool
 ) -> list[tuple[int, list[Face]]]:
-    """Faces per analysed frame (every ``every``-th); an annotated copy of the video in ``out``."""
+    """Faces per analysed frame (every ``every``-th); an annotated copy of the video at ``dest``."""
     try:
         import cv2
     except ImportError:
@@ -216,12 +264,11 @@ def _predict_video(
             if k % every == 0:
                 faces = rec.predict(bgr, color="bgr", detect=detect)
                 results.append((k, faces))
-            if out:
+            if dest:
                 from .annotate import annotate
 
                 rgb = annotate(bgr[..., ::-1].copy(), results[-1][1] if results else [])
                 if writer is None:
-                    dest = Path(out) / (Path(path).stem + ".annotated.mp4")
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     h, w = rgb.shape[:2]
                     writer = cv2.VideoWriter(
