@@ -127,3 +127,22 @@ def test_data_cli_on_real_file(real_fer):
     r = run_cli("data", "--data", str(real_fer), "--json")
     s = json.loads(r.stdout)["splits"]
     assert (s["Training"]["n"], s["PublicTest"]["n"]) == (28709, 3589)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["serve", "--port", "99999"], "argument --port: must be <= 65535"),
+        (["serve", "--port", "-1"], "argument --port: must be >= 1"),
+        (["serve", "--queue", "0"], "argument --queue: must be >= 1"),
+        (["serve", "--max-upload-mb", "nan"], "argument --max-upload-mb: 'nan' is not a finite"),
+        (["predict", "x.jpg", "--every", "0"], "argument --every: must be >= 1"),
+        (["evaluate", "--threads", "-1"], "argument --threads: must be >= 1"),
+        (["benchmark", "train", "--steps", "0"], "argument --steps: must be >= 1"),
+        (["reproduce", "--epochs", "-3"], "argument --epochs: must be >= 1"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(capsys, args, message):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and message in capsys.readouterr().err

@@ -208,7 +208,6 @@ def test_ddp_two_processes_disjoint_shards_identical_weights(small_csv, tmp_path
     ("args", "message", "code"),
     [
         (["--arch", "vgg99"], "unknown network 'vgg99'", 2),
-        (["--augment-strength", "0"], "--augment-strength must be in (0, 2]", 2),
         (["--batch-size", "100000"], "larger than the 630 training images", 2),
         (
             ["--val-split", "Validation"],
@@ -224,6 +223,43 @@ def test_impossible_settings_are_one_line(small_csv, tmp_path, args, message, co
     assert r.returncode == code
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--lr", "nan", "'nan' is not a finite number"),
+        ("--lr", "inf", "'inf' is not a finite number"),
+        ("--lr", "0", "must be > 0"),
+        ("--clip-grad-norm", "-1", "must be > 0"),
+        ("--warmup-epochs", "-1", "must be >= 0"),
+        ("--threads", "-1", "must be >= 1"),
+        ("--epochs", "1.5", "'1.5' is not an integer"),
+        ("--momentum", "1", "must be < 1"),
+        ("--augment-strength", "0", "must be > 0"),
+        ("--ema", "1", "must be < 1"),
+    ],
+)
+def test_bad_numbers_are_usage_errors_before_any_work(small_csv, tmp_path, option, value, message):
+    run = tmp_path / "r"
+    r = run_cli("train", "--data", str(small_csv), "--out", str(run), option, value)
+    assert r.returncode == 2 and f"argument {option}: {message}" in r.stderr
+    assert "Traceback" not in r.stderr and not run.exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"lr": float("nan")}, "--lr must be a finite number"),
+        ({"weight_decay": -1.0}, "--weight-decay -1.0 is out of range"),
+        ({"threads": 0}, "--threads 0 is out of range"),
+        ({"clip_grad_norm": -1.0}, "--clip-grad-norm -1.0 is out of range"),
+    ],
+)
+def test_train_config_refuses_bad_numbers_from_python(small_csv, tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        train(tiny_config(small_csv, tmp_path / "r", **change))
+    assert not (tmp_path / "r").exists()
 
 
 def test_divergence_is_a_clear_error(small_csv, tmp_path):
@@ -286,3 +322,87 @@ def test_clip_grad_norm_caps_the_step():
             assert step > 1.0  # unclipped, the first step is huge
         else:
             assert step <= bound * 1.001
+
+
+def _copy_run(run, tmp_path):
+    import shutil
+
+    return shutil.copytree(run, tmp_path / "run")
+
+
+def test_an_existing_run_is_not_overwritten(small_csv, tiny_run, tmp_path):
+    run = _copy_run(tiny_run, tmp_path)
+    before = (run / "model.safetensors").read_bytes()
+    args = ["train", "--data", str(small_csv), *FAST, "--epochs", "1", "--quiet", "--out", str(run)]
+    r = run_cli(*args)
+    assert r.returncode == 2 and "already holds a run" in r.stderr and "--resume" in r.stderr
+    assert (run / "model.safetensors").read_bytes() == before
+    assert run_cli(*args, "--overwrite").returncode == 0
+    assert (run / "model.safetensors").read_bytes() != before
+
+
+def test_a_failed_run_leaves_no_empty_folder(small_csv, tmp_path):
+    run = tmp_path / "never"
+    r = run_cli("train", "--data", str(small_csv), "--out", str(run), "--val-split", "Nope")
+    assert r.returncode == 1 and not run.exists()
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ.get('FERKIT_EVIL_MARK', '/tmp/x')}",))
+
+
+def _bad_checkpoints(run):
+    good = (run / "checkpoint.pt").read_bytes()
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    cfg = json.loads(ck["config"])
+
+    def with_config(c):
+        return lambda p: torch.save({**ck, "config": json.dumps(c)}, p)
+
+    return {
+        "pickle": lambda p: torch.save({"model": _Evil()}, p),
+        "random bytes": lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)),
+        "truncated": lambda p: p.write_bytes(good[: len(good) // 2]),
+        "no config": lambda p: torch.save({k: v for k, v in ck.items() if k != "config"}, p),
+        "unknown key": with_config({**cfg, "bogus": 1}),
+        "missing key": with_config({k: v for k, v in cfg.items() if k != "data"}),
+        "bad value": with_config({**cfg, "lr": -1.0}),
+        "other network": with_config({**cfg, "arch": "bkvgg8"}),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "pickle",
+        "random bytes",
+        "truncated",
+        "no config",
+        "unknown key",
+        "missing key",
+        "bad value",
+        "other network",
+    ],
+)
+def test_a_broken_checkpoint_is_one_clear_error(tiny_run, tmp_path, monkeypatch, case):
+    run = _copy_run(tiny_run, tmp_path)
+    mark = tmp_path / "pwned"
+    monkeypatch.setenv("FERKIT_EVIL_MARK", str(mark))
+    _bad_checkpoints(run)[case](run / "checkpoint.pt")
+    r = run_cli("train", "--resume", str(run), "--epochs", "2")
+    assert r.returncode == 1, r.stderr
+    assert "checkpoint.pt" in r.stderr and "Traceback" not in r.stderr
+    assert "weights_only" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not mark.exists()
+
+
+def test_resume_removes_temporaries_a_kill_left(tiny_run, tmp_path):
+    run = _copy_run(tiny_run, tmp_path)
+    stale = [run / ".checkpoint.pt.k3j2_x.tmp", run / ".model.safetensors.abcd.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    keep = run / ".notes.tmp"  # not atomic_write's pattern
+    keep.write_text("mine")
+    assert run_cli("train", "--resume", str(run), "--epochs", "1").returncode == 0
+    assert not any(p.exists() for p in stale) and keep.exists()

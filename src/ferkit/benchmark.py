@@ -7,17 +7,22 @@ import time
 
 import torch
 
+from .argtypes import POSITIVE_INT
+
 BENCHMARKS = ("train", "evaluate", "predict", "serve")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=BENCHMARKS, help="what to measure")
     p.add_argument("--arch", default="bkvgg12", help="network")
-    p.add_argument("--batch-size", type=int, default=256, help="batch size")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=256, help="batch size")
     p.add_argument(
-        "--steps", type=int, default=8, help="timed steps per variant (after 2 warm-up steps)"
+        "--steps",
+        type=POSITIVE_INT,
+        default=8,
+        help="timed steps per variant (after 2 warm-up steps)",
     )
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument(
         "--model",
@@ -28,9 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--photo", help="predict: a photo with one face (default: scikit-image's astronaut)"
     )
     p.add_argument("--method", default="eval1", help="evaluate: center, eval1 or eval2")
-    p.add_argument("--images", type=int, default=64, help="evaluate: images to score")
-    p.add_argument("--clients", type=int, default=8, help="serve: concurrent clients")
-    p.add_argument("--requests", type=int, default=2000, help="serve: requests in all")
+    p.add_argument("--images", type=POSITIVE_INT, default=64, help="evaluate: images to score")
+    p.add_argument("--clients", type=POSITIVE_INT, default=8, help="serve: concurrent clients")
+    p.add_argument("--requests", type=POSITIVE_INT, default=2000, help="serve: requests in all")
 
 
 def run(what: str, args: argparse.Namespace) -> dict:

@@ -118,17 +118,18 @@ def load_model(
             metrics=json.loads(meta.get("metrics", "{}")),
             card=json.loads(meta.get("card", "{}")),
         )
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, TypeError) as e:
         raise ModelFileError(f"{p}: incomplete ferkit metadata ({e})") from None
-    if mm.input_size != INPUT_SIZE:
-        raise ModelFileError(f"{p}: model takes {mm.input_size}x{mm.input_size} input, not 42x42")
+    if problem := _metadata_problem(mm, tensors):
+        raise ModelFileError(f"{p}: {problem}")
     try:
         net = create_model(mm.arch)
         normalizer = Normalizer.from_state_dict(tensors)
         weights = {k: v.float() for k, v in tensors.items() if not k.startswith("norm.")}
         net.load_state_dict(weights, strict=True)
     except (KeyError, RuntimeError, ValueError) as e:
-        raise ModelFileError(f"{p}: weights do not fit {mm.arch!r} ({e})") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelFileError(f"{p}: weights do not fit {mm.arch!r} ({first})") from None
     model = FerModel(net, normalizer, mm).to(device)
     model.eval()
     if int8:
@@ -136,6 +137,42 @@ def load_model(
 
         model = quantize(model, load_calibration(p).ranges)
     return model
+
+
+def _metadata_problem(mm: ModelMeta, tensors: dict[str, torch.Tensor]) -> str | None:
+    """What makes a model file unusable, checked before anything is built from it (crafted or
+    damaged files give this one reason, not an error deep inside predict or serve)."""
+    from .labels import IMAGE_SIZE, NUM_CLASSES
+    from .losses import LOSSES
+    from .models import list_models
+
+    labels = mm.labels
+    if len(labels) != NUM_CLASSES or not all(isinstance(x, str) and x for x in labels):
+        return f"labels must be {NUM_CLASSES} names, not {list(labels)!r:.80}"
+    if len(set(labels)) != len(labels):
+        return f"labels repeat a name ({list(labels)})"
+    if mm.loss not in LOSSES:
+        return f"unknown loss {mm.loss!r} (known: {', '.join(LOSSES)})"
+    if mm.arch not in list_models():
+        return f"unknown network {mm.arch!r} (known: {', '.join(list_models())})"
+    if mm.input_size != INPUT_SIZE:
+        return f"model takes {mm.input_size}x{mm.input_size} input, not 42x42"
+    for name in ("config", "metrics", "card"):
+        if not isinstance(getattr(mm, name), dict):
+            return f"metadata {name!r} is not a JSON object"
+    for key in ("norm.mean", "norm.std"):
+        t = tensors.get(key)
+        if t is None or tuple(t.shape) != (IMAGE_SIZE, IMAGE_SIZE):
+            shape = "missing" if t is None else "x".join(map(str, t.shape))
+            return f"{key} must be {IMAGE_SIZE}x{IMAGE_SIZE}, not {shape}"
+    if not bool((tensors["norm.std"].float() > 0).all()):
+        return "norm.std has values <= 0"
+    for k, t in tensors.items():
+        if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            return f"tensor {k} is {str(t.dtype).removeprefix('torch.')}, not a float type"
+        if not bool(torch.isfinite(t).all()):
+            return f"tensor {k} holds NaN or infinite values (a diverged training run?)"
+    return None
 
 
 def meta_dict(model: FerModel) -> dict[str, Any]:
@@ -158,6 +195,34 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
         torch.save(state, fh)
 
 
+class CheckpointError(ValueError):
+    """A ``checkpoint.pt`` that cannot be resumed from (corrupt, truncated, foreign, crafted)."""
+
+
+#: What every checkpoint ``ferkit train`` writes holds.
+CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "best_val_acc", "best_epoch", "config", "rng")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training checkpoint without executing anything from it."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read a training checkpoint without executing anything from it; CheckpointError naming
+    the file for anything else (never advice to unpickle it)."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: it holds objects other than tensors and plain data, which ferkit "
+            "never unpickles (not a checkpoint ferkit wrote)"
+        ) from None
+    except Exception as e:  # truncated zip, random bytes, ...: torch raises many kinds
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a ferkit checkpoint (a {type(state).__name__})")
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a ferkit checkpoint (no {', '.join(missing)})")
+    return state

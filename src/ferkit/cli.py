@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .argtypes import COUNT, NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, number
+
 EXIT_INPUT, EXIT_USAGE = 1, 2
 DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (ferkit data --save)"
 
@@ -80,7 +82,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     given["augment"] = not args.no_augment
-    train(TrainConfig(**given))
+    train(TrainConfig(**given), overwrite=args.overwrite)
     return 0
 
 
@@ -376,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
     )
+    sp.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again in an --out folder that already holds a run (refused without it)",
+    )
     sp.add_argument("--arch", help="network (see `ferkit models`; default bkvgg12)")
     sp.add_argument(
         "--loss",
@@ -389,21 +396,29 @@ def build_parser() -> argparse.ArgumentParser:
         "onecycle/cosine: fixed budgets over --epochs",
     )
     sp.add_argument(
-        "--epochs", type=int, help="total epochs (default 100; with --resume: raise the total)"
+        "--epochs",
+        type=POSITIVE_INT,
+        help="total epochs (default 100; with --resume: raise the total)",
     )
     sp.add_argument(
         "--lr",
-        type=float,
+        type=POSITIVE,
         help="initial (plateau, cosine) or peak (onecycle) learning rate (default 0.01)",
     )
-    sp.add_argument("--weight-decay", type=float, help="L2 weight decay (default 5e-4)")
-    sp.add_argument("--momentum", type=float, help="SGD momentum (default 0.9, the paper's)")
+    sp.add_argument("--weight-decay", type=NON_NEGATIVE, help="L2 weight decay (default 5e-4)")
+    sp.add_argument(
+        "--momentum",
+        type=number(float, min=0, below=1),
+        help="SGD momentum (default 0.9, the paper's)",
+    )
     sp.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
-    sp.add_argument("--batch-size", type=int, help="global batch size (default 256, the paper's)")
+    sp.add_argument(
+        "--batch-size", type=POSITIVE_INT, help="global batch size (default 256, the paper's)"
+    )
     g = sp.add_mutually_exclusive_group()
     g.add_argument(
         "--val-fraction",
-        type=float,
+        type=number(float, above=0, below=1),
         help="stratified, seeded share of Training held out (default 0.1)",
     )
     g.add_argument(
@@ -414,31 +429,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument(
         "--augment-strength",
-        type=float,
+        type=number(float, above=0, max=2),
         metavar="S",
         help="scale the rotation (+-45 deg) and rescaling (42-54 px) ranges by S; mirroring and "
         "crops stay (default 1, the paper's; below 1 suits short budgets)",
     )
     sp.add_argument(
         "--warmup-epochs",
-        type=float,
+        type=NON_NEGATIVE,
         help="plateau/cosine: linear learning-rate warm-up from lr/100 (default 1; 0 = none)",
     )
     sp.add_argument(
-        "--patience", type=int, help="plateau: epochs without improvement before lr/10 (default 5)"
+        "--patience",
+        type=COUNT,
+        help="plateau: epochs without improvement before lr/10 (default 5)",
     )
     sp.add_argument(
         "--max-drops",
-        type=int,
+        type=COUNT,
         help="plateau: stop when the loss stalls after this many drops (default 5)",
     )
     sp.add_argument(
         "--clip-grad-norm",
-        type=float,
+        type=POSITIVE,
         help="cap the gradient's global norm at this value (default: no cap, as in the paper)",
     )
-    sp.add_argument("--seed", type=int, help="random seed (default 0)")
-    sp.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    sp.add_argument(
+        "--norm-layers",
+        choices=["none", "bn"],
+        help="bn: train with BatchNorm after every convolution and hidden FC layer, folded into "
+        "the saved model (which stays the paper's network, same tensors and parameter count); "
+        "default none, the paper's procedure",
+    )
+    sp.add_argument(
+        "--optimizer",
+        choices=["sgd", "adamw"],
+        help="sgd: momentum SGD, the paper's (default); adamw: Adam with decoupled weight decay "
+        "(give it its own --lr, e.g. 0.001, and --weight-decay, e.g. 0.05)",
+    )
+    sp.add_argument(
+        "--ema",
+        type=number(float, min=0, below=1),
+        metavar="DECAY",
+        help="keep a moving average of the weights with this decay per step (e.g. 0.998); the "
+        "average is what is validated and saved (default 0: off)",
+    )
+    sp.add_argument(
+        "--head-init",
+        choices=["paper", "zero"],
+        help="paper: eq. 2 for every layer (default); zero: the output layer starts at 0",
+    )
+    sp.add_argument("--seed", type=COUNT, help="random seed (default 0)")
+    sp.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
     sp.add_argument(
         "--device", choices=["auto", "cpu", "cuda", "mps"], help="training device (default auto)"
     )
@@ -488,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also the accuracy from each rescaling and each rotation of Eval1/Eval2's views "
         "alone, and from rotations up to +-a degrees (same views, no extra cost)",
     )
-    sp.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    sp.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
     sp.add_argument("--json", action="store_true", help="print report.json's object")
 
     sp = add(
@@ -513,22 +555,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", metavar="CSV", help="file,label CSV: print the accuracy summary")
     sp.add_argument("--out", help="folder for annotated copies of images and videos")
     sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
-    sp.add_argument("--every", type=int, default=1, help="videos: analyse every N-th frame")
+    sp.add_argument(
+        "--every", type=POSITIVE_INT, default=1, help="videos: analyse every N-th frame"
+    )
     sp.add_argument(
         "--margin",
-        type=float,
+        type=NON_NEGATIVE,
         help="context around each detected face, as a fraction of its side (default 0: "
         "FER-2013 frames a face as the detector's box)",
     )
     sp.add_argument(
         "--max-megapixels",
-        type=float,
+        type=POSITIVE,
         default=50,
         help="refuse larger images (decompression-bomb guard)",
     )
     sp.add_argument(
         "--camera",
-        type=int,
+        type=COUNT,
         metavar="N",
         help="live window on camera N (needs a display and a GUI build of OpenCV, "
         "opencv-python; the headless build in ferkit[detect] cannot open windows)",
@@ -544,12 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_args(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sp.add_argument("--port", type=int, default=8000, help="port to listen on")
-    sp.add_argument("--max-upload-mb", type=float, default=10, help="larger uploads get 413")
-    sp.add_argument("--max-megapixels", type=float, default=40, help="larger images get 413")
+    sp.add_argument("--port", type=PORT, default=8000, help="port to listen on")
+    sp.add_argument("--max-upload-mb", type=POSITIVE, default=10, help="larger uploads get 413")
+    sp.add_argument("--max-megapixels", type=POSITIVE, default=40, help="larger images get 413")
     sp.add_argument(
         "--queue",
-        type=int,
+        type=POSITIVE_INT,
         default=16,
         help="requests admitted at once (running + waiting); more get 503",
     )
@@ -585,18 +629,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument(
         "--epochs",
-        type=int,
+        type=POSITIVE_INT,
         default=60,
         help="training budget per experiment (a recipe that varies the epochs keeps its own)",
     )
-    sp.add_argument("--schedule", default="onecycle", choices=["plateau", "onecycle", "cosine"])
+    sp.add_argument(
+        "--schedule",
+        default="onecycle",
+        choices=["plateau", "onecycle", "cosine"],
+        help="learning-rate schedule of every experiment that does not set its own (default "
+        "onecycle: a fixed budget suits --epochs)",
+    )
     sp.add_argument(
         "--lr",
-        type=float,
+        type=POSITIVE,
         default=0.01,
         help="(peak) learning rate (a recipe that varies it keeps its own)",
     )
-    sp.add_argument("--threads", type=int, help="CPU threads for torch")
+    sp.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch")
     sp.add_argument(
         "--by-view",
         action="store_true",
@@ -631,7 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--split", default="PublicTest", help="split for --verify-data")
     sp.add_argument("--method", default="center", choices=["center", "eval1", "eval2"])
-    sp.add_argument("--tolerance", type=float, default=0.1, help="accuracy points fp16 may differ")
+    sp.add_argument(
+        "--tolerance", type=NON_NEGATIVE, default=0.1, help="accuracy points fp16 may differ"
+    )
 
     sp = add(
         "quantize",
@@ -645,12 +697,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
     sp.add_argument("--data", required=True, help=DATA_HELP)
-    sp.add_argument("--faces", type=int, default=2048, help="Training faces to calibrate on")
+    sp.add_argument(
+        "--faces", type=POSITIVE_INT, default=2048, help="Training faces to calibrate on"
+    )
     sp.add_argument("--split", default="PublicTest", help="split to compare fp32 and int8 on")
     sp.add_argument("--method", default="center", choices=["center", "eval1", "eval2"])
-    sp.add_argument("--tolerance", type=float, default=0.5, help="accuracy points int8 may lose")
+    sp.add_argument(
+        "--tolerance", type=NON_NEGATIVE, default=0.5, help="accuracy points int8 may lose"
+    )
     sp.add_argument("--no-check", action="store_true", help="skip the fp32/int8 comparison")
-    sp.add_argument("--seed", type=int, default=0, help="which random faces")
+    sp.add_argument("--seed", type=COUNT, default=0, help="which random faces")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
 
     sp = add(
@@ -658,9 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument("--out", required=True, help="PNG file to write")
-    sp.add_argument("--faces", type=int, default=6, help="how many faces (rows)")
-    sp.add_argument("--per-face", type=int, default=7, help="augmented versions per face")
-    sp.add_argument("--seed", type=int, default=0, help="random seed")
+    sp.add_argument("--faces", type=POSITIVE_INT, default=6, help="how many faces (rows)")
+    sp.add_argument("--per-face", type=POSITIVE_INT, default=7, help="augmented versions per face")
+    sp.add_argument("--seed", type=COUNT, default=0, help="random seed")
 
     from .benchmark import add_arguments as add_benchmark_args
 
@@ -706,14 +762,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ferkit`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .checkpoint import ModelFileError
+    from .checkpoint import CheckpointError, ModelFileError
     from .data import DataError
     from .images import ImageError
     from .train import TrainingDiverged
 
     try:
         return args.func(args)
-    except (DataError, ModelFileError, TrainingDiverged, ImageError, OSError) as e:
+    except (
+        DataError,
+        ModelFileError,
+        CheckpointError,
+        TrainingDiverged,
+        ImageError,
+        OSError,
+    ) as e:
         print(f"ferkit: error: {e}", file=sys.stderr)
         return EXIT_INPUT
     except ValueError as e:  # impossible settings: unknown network, loss, split, ...

@@ -1,6 +1,11 @@
 """Training (III-C-3): SGD with momentum, batch 256, the paper's augmentation, L2-SVM or CE loss,
 best-validation weights kept; resumable after any interruption, and DDP under ``torchrun``.
 
+The fast procedure changes how the paper's network is trained, never what is saved:
+``norm_layers="bn"`` trains with BatchNorm that is folded into the convolutions and FC layers
+of every saved model, ``optimizer="adamw"``, ``ema`` (an exponential moving average of the
+weights is what is validated and saved) and ``head_init="zero"``.
+
 Read top to bottom: config -> data -> model -> optimiser and schedule -> epochs -> files.
 Randomness is derived from ``(seed, epoch)`` at the start of every epoch, so a run resumed
 from ``checkpoint.pt`` continues bit-for-bit as if it had never stopped (same device, same
@@ -9,6 +14,7 @@ thread count).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -23,18 +29,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .atomic import atomic_write
+from .atomic import atomic_write, remove_stale_temporaries
 from .augment import AugmentConfig, augment, center_crop
-from .checkpoint import load_checkpoint, save_checkpoint, save_model
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
 from .data import DataError, load_fer2013
 from .device import autocast, autocast_dtype, memory_format, resolve_device
 from .labels import LABELS, TRAIN_SPLIT
 from .losses import LOSSES, get_loss
 from .model import FerModel, ModelMeta
 from .models import create_model, list_models
+from .models.norm import NORM_LAYERS, fold_batchnorm, with_batchnorm
 from .preprocess import Normalizer
 
 SCHEDULES = ("plateau", "onecycle", "cosine")
+OPTIMIZERS = ("sgd", "adamw")
+HEAD_INITS = ("paper", "zero")
 
 
 class TrainingDiverged(RuntimeError):
@@ -64,6 +73,11 @@ class TrainConfig:
     # norms ~1e3 at the start: lr 0.01 from step one diverges)
     warmup_epochs: float = 1.0
     clip_grad_norm: float | None = None  # cap the gradient's global norm (off: the paper's)
+    # the fast procedure's levers (defaults: the paper's procedure)
+    norm_layers: str = "none"  # bn: train with BatchNorm, folded into every saved model
+    optimizer: str = "sgd"  # sgd (with momentum: the paper's) or adamw (decoupled decay)
+    ema: float = 0.0  # decay of a moving average of the weights, validated and saved (0: off)
+    head_init: str = "paper"  # zero: the output layer starts at 0 (eq. 2 elsewhere)
     patience: int = 5  # plateau: epochs without a training-loss improvement before lr / 10
     max_drops: int = 5  # plateau: stop when the loss stalls again after this many drops
     seed: int = 0
@@ -87,6 +101,30 @@ class TrainConfig:
             raise ValueError("--augment-strength must be in (0, 2] (1 = the paper's ranges)")
         if self.val_split is None and not 0 < self.val_fraction < 1:
             raise ValueError("--val-fraction must be between 0 and 1")
+        for name, value, known in (
+            ("--norm-layers", self.norm_layers, NORM_LAYERS),
+            ("--optimizer", self.optimizer, OPTIMIZERS),
+            ("--head-init", self.head_init, HEAD_INITS),
+        ):
+            if value not in known:
+                raise ValueError(f"unknown {name} {value!r} (known: {', '.join(known)})")
+        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name, value in numbers.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number, not {value}")
+        for name, ok in (
+            ("weight_decay", self.weight_decay >= 0),
+            ("momentum", 0 <= self.momentum < 1),
+            ("warmup_epochs", self.warmup_epochs >= 0),
+            ("clip_grad_norm", self.clip_grad_norm is None or self.clip_grad_norm > 0),
+            ("patience", self.patience >= 0),
+            ("max_drops", self.max_drops >= 0),
+            ("threads", self.threads is None or self.threads >= 1),
+        ):
+            if not ok:
+                raise ValueError(f"--{name.replace('_', '-')} {numbers[name]} is out of range")
+        if not 0 <= self.ema < 1:
+            raise ValueError("--ema must be in [0, 1) (0 = off; 0.998 averages ~500 steps)")
 
 
 @dataclass
@@ -154,6 +192,53 @@ def lr_at(cfg: TrainConfig, progress: float, epoch_progress: float = math.inf) -
         return start + (cfg.lr - start) * 0.5 * (1 - math.cos(math.pi * progress / warm))
     p = (progress - warm) / (1 - warm)
     return end + (cfg.lr - end) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def make_optimizer(cfg: TrainConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper's) or AdamW; BatchNorm's own scale and shift are not
+    decayed (they do not exist in the saved network: decaying them only fights the folding)."""
+    norm = {
+        id(p)
+        for m in net.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        for p in m.parameters()
+    }
+    groups = [
+        {"params": [p for p in net.parameters() if id(p) not in norm]},
+        {"params": [p for p in net.parameters() if id(p) in norm], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        groups,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.nesterov,
+    )
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The average's decay after ``step`` updates, ramped up (as timm's) so that the first
+    steps do not pull it towards the random initialisation."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(average: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * net, over parameters and float buffers
+    (BatchNorm's running statistics); integer buffers are copied."""
+    pairs = [
+        (a, b)
+        for a, b in zip(average.state_dict().values(), net.state_dict().values(), strict=True)
+    ]
+    floats = [(a, b) for a, b in pairs if a.is_floating_point()]
+    if floats:
+        torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1.0 - decay)
+    for a, b in pairs:
+        if not a.is_floating_point():
+            a.copy_(b)
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -246,13 +331,38 @@ def train_step(
     return loss, scores
 
 
-def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
-    """Train (or continue) the run in ``cfg.out``; returns its summary. Rank 0 writes the files."""
+#: What makes a folder a run: ``train`` never writes over these without ``overwrite``.
+RUN_FILES = ("model.safetensors", "checkpoint.pt", "metrics.jsonl")
+
+
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Train (or continue) the run in ``cfg.out``; returns its summary. Rank 0 writes the files.
+
+    A folder that already holds a run is refused unless ``resume`` (continue it) or
+    ``overwrite`` (start again over it); a run folder this call created is removed again if
+    training fails before writing anything into it."""
     cfg.validate()
+    out = Path(cfg.out)
+    if not resume and not overwrite and (found := [f for f in RUN_FILES if (out / f).exists()]):
+        raise ValueError(
+            f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
+            "choose a new --out, or pass --overwrite to start again over it"
+        )
+    created = not out.exists()
+    try:
+        return _train(cfg, resume)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     out = Path(cfg.out)
     di = _DistInfo()
     if di.main:
         _check_writable(out)
+        remove_stale_temporaries(out)  # left by a kill -9 mid-write
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -291,14 +401,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
 
     # ---- model, optimiser, loss
     torch.manual_seed(cfg.seed)
-    net = create_model(cfg.arch).to(device).to(memory_format=fmt)
-    optimizer = torch.optim.SGD(
-        net.parameters(),
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        nesterov=cfg.nesterov,
-    )
+    plain = create_model(cfg.arch)  # the paper's network: what every saved model is
+    net = with_batchnorm(plain) if cfg.norm_layers == "bn" else copy.deepcopy(plain)
+    if cfg.head_init == "zero":
+        out_layer = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+        torch.nn.init.zeros_(out_layer.weight)
+    net = net.to(device).to(memory_format=fmt)
+    average = copy.deepcopy(net).eval().requires_grad_(False) if cfg.ema else None
+    optimizer = make_optimizer(cfg, net)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=0.1, patience=cfg.patience, threshold=1e-3
     )
@@ -307,12 +417,20 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
     history: list[EpochMetrics] = []
     if resume:
         ck = load_checkpoint(out / "checkpoint.pt")
-        net.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        plateau.load_state_dict(ck["plateau"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        start_epoch = ck["epoch"] + 1
-        best_val, best_epoch, drops = ck["best_val_acc"], ck["best_epoch"], ck["drops"]
+        try:
+            net.load_state_dict(ck["model"])
+            if average is not None:
+                average.load_state_dict(ck["ema"])
+            optimizer.load_state_dict(ck["optimizer"])
+            plateau.load_state_dict(ck["plateau"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            start_epoch = int(ck["epoch"]) + 1
+            best_val, best_epoch, drops = ck["best_val_acc"], ck["best_epoch"], ck["drops"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(
+                f"{out / 'checkpoint.pt'}: does not fit this run's settings ({first})"
+            ) from None
         history = _read_metrics(out / "metrics.jsonl", ck["epoch"])
         if di.main:
             _write_metrics(history, out / "metrics.jsonl")  # drop lines of an unfinished epoch
@@ -364,6 +482,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
             loss, scores = train_step(
                 model_net, optimizer, loss_fn, xb, yb, amp, cfg.clip_grad_norm
             )
+            if average is not None:
+                update_ema(average, net, ema_decay(cfg.ema, (epoch - 1) * steps + step))
             loss_sum += loss.detach() * len(yb)
             correct += (scores.detach().argmax(1) == yb).sum()
             if bar is not None and (step % 10 == 9 or step == steps - 1):  # the only host syncs
@@ -387,7 +507,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
             )
 
         # ---- validation (each rank scores its share of the validation set)
-        val_loss, val_acc = _validate(model_net, x_val, y_val, loss_fn, device, amp, di)
+        judged_net = average if average is not None else net  # what is validated and saved
+        val_loss, val_acc = _validate(
+            judged_net if average is not None else model_net, x_val, y_val, loss_fn, device, amp, di
+        )
         lr_now = optimizer.param_groups[0]["lr"]
         if cfg.schedule == "plateau" and epoch >= cfg.warmup_epochs:
             plateau.step(train_loss)
@@ -421,12 +544,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
                     "train_acc": train_acc,
                     "epochs_done": epoch,
                 }
-                save_model(FerModel(net, normalizer, meta), out / "model.safetensors")
+                save_model(
+                    FerModel(saved_network(judged_net, plain), normalizer, meta),
+                    out / "model.safetensors",
+                )
             _write_metrics(history, out / "metrics.jsonl")
             _plot_curves(history, out / "curves.png", f"{cfg.arch} + {cfg.loss}")
             save_checkpoint(
                 {
-                    "model": net.state_dict(),
+                    "model": net.state_dict(),  # unfolded: --resume continues bit-exact
+                    **({"ema": average.state_dict()} if average is not None else {}),
                     "optimizer": optimizer.state_dict(),
                     "plateau": plateau.state_dict(),
                     "epoch": epoch,
@@ -452,6 +579,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> TrainResult:
         dist.barrier()
     say(f"done ({stop_reason}): best validation accuracy {best_val:.4f} at epoch {best_epoch}")
     return TrainResult(str(out), history[-1].epoch if history else 0, best_epoch, best_val, history)
+
+
+def saved_network(net: torch.nn.Module, plain: torch.nn.Module) -> torch.nn.Module:
+    """The paper's network to save for the trained ``net``: ``net`` itself, or with its
+    BatchNorm folded into ``plain`` (a CPU network of the same architecture, reused)."""
+    has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    if not has_norm:
+        return net
+    return fold_batchnorm(copy.deepcopy(net).float().cpu(), plain)
 
 
 def _validate(net, x_val, y_val, loss_fn, device, amp, di: _DistInfo) -> tuple[float, float]:
@@ -521,4 +657,20 @@ def load_run_config(run: str | os.PathLike) -> TrainConfig:
     p = Path(run) / "checkpoint.pt"
     if not p.is_file():
         raise DataError(p, None, "no checkpoint to resume from")
-    return TrainConfig(**json.loads(load_checkpoint(p)["config"]))
+    raw = load_checkpoint(p)["config"]
+    try:
+        stored = json.loads(raw)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{p}: bad stored settings (not JSON: {e})") from None
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    if not isinstance(stored, dict) or (unknown := sorted(set(stored) - known)):
+        what = "not an object" if not isinstance(stored, dict) else f"unknown {', '.join(unknown)}"
+        raise CheckpointError(f"{p}: bad stored settings ({what})")
+    if missing := [k for k in ("data", "out") if k not in stored]:
+        raise CheckpointError(f"{p}: bad stored settings (no {', '.join(missing)})")
+    try:
+        cfg = TrainConfig(**stored)
+        cfg.validate()
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{p}: bad stored settings ({e})") from None
+    return cfg

@@ -1,0 +1,48 @@
+"""Checked numbers for command-line options: every bad value is a usage error before any work
+(``--lr nan``, ``--threads -1``, ``--port 99999``), never a traceback or a NaN model."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def number(
+    kind: type = float,
+    *,
+    min: float | None = None,  # noqa: A002 (reads as the option's range)
+    max: float | None = None,  # noqa: A002
+    above: float | None = None,
+    below: float | None = None,
+) -> Callable[[str], int | float]:
+    """An argparse ``type``: a finite ``kind`` (int or float) within the given bounds
+    (``min``/``max`` inclusive, ``above``/``below`` exclusive)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        for bound, ok, word in (
+            (min, lambda b: value >= b, ">="),
+            (max, lambda b: value <= b, "<="),
+            (above, lambda b: value > b, ">"),
+            (below, lambda b: value < b, "<"),
+        ):
+            if bound is not None and not ok(bound):
+                raise argparse.ArgumentTypeError(f"must be {word} {bound:g} (got {text})")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+POSITIVE_INT = number(int, min=1)
+COUNT = number(int, min=0)
+POSITIVE = number(float, above=0)
+NON_NEGATIVE = number(float, min=0)
+PORT = number(int, min=1, max=65535)
