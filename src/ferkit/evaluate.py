@@ -210,7 +210,7 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def report_dict(model: FerModel, path: str | os.PathLike | None, results: list[EvalResult]) -> dict:
-    """The ``report.json`` object (INTERFACE.md)."""
+    """The ``report.json`` object (docs/CONTRACT.md)."""
     return {
         "model": {
             "arch": model.meta.arch,

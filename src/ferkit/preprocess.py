@@ -56,7 +56,7 @@ class Normalizer:
         return ((x - mean) / std).unsqueeze(1)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The tensors saved with a model, under the names INTERFACE.md gives."""
+        """The tensors saved with a model, under the names docs/CONTRACT.md gives."""
         return {
             "norm.mean": self.mean.float().contiguous(),
             "norm.std": self.std.float().contiguous(),

@@ -26,7 +26,7 @@ STATIC = files("ferkit.serve") / "static"
 
 @dataclass
 class ServeConfig:
-    """Server limits; INTERFACE.md's flags map onto these."""
+    """Server limits; docs/CONTRACT.md's flags map onto these."""
 
     max_upload_mb: float = 10.0
     queue: int = 16  # requests admitted at once (running + waiting); more get 503
@@ -81,7 +81,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
         return JSONResponse({"error": message}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request, exc):  # 422 with the INTERFACE's {"error": ...} shape
+    async def _invalid(_request, exc):  # 422 with docs/CONTRACT.md's {"error": ...} shape
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()))
         return error(422, f"{where}: {first.get('msg', 'invalid request')}")
