@@ -142,7 +142,7 @@ BROWSER_ARGS = [
 @pytest.fixture(scope="module")
 def server_url(tiny_run):
     """``ferkit serve`` in a subprocess on a free loopback port."""
-    from ferkit.benchmark import _wait_healthy
+    from ferkit.benchmark import wait_healthy
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,7 +160,7 @@ def server_url(tiny_run):
     ]
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     try:
-        _wait_healthy(port, server)
+        wait_healthy(port, server)
         yield f"http://127.0.0.1:{port}/"
     finally:
         server.terminate()
@@ -242,3 +242,91 @@ def test_serve_cli_needs_a_model_or_says_so(tmp_path):
         text=True,
     )
     assert r.returncode == 1 and "no such model file" in r.stderr
+
+
+def test_errors_are_json_with_security_headers(client):
+    for r in (client.get("/nope"), client.put("/v1/predict", content=b"x")):
+        assert r.status_code in (404, 405) and set(r.json()) == {"error"}
+    r = client.get("/healthz")
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "no-referrer"
+    page = client.get("/")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_model_metadata_hides_the_trainers_paths(client, tiny_run):
+    config = client.get("/v1/model").json()["config"]
+    assert config["data"] == "fer2013.csv" and config["out"] == tiny_run.name
+    assert "/" not in config["data"] + config["out"]
+
+
+def test_unsupported_media_message_names_no_python_object(client):
+    r = client.post("/v1/predict", content=b"not an image", headers={"Content-Type": "image/png"})
+    assert r.status_code == 415 and "object at 0x" not in r.json()["error"]
+    assert "not a format PIL recognises" in r.json()["error"]
+
+
+def test_admission_comes_before_the_body_is_read(rec, jpeg, monkeypatch):
+    import ferkit.serve.app as app_module
+
+    app = create_app(rec, ServeConfig(queue=1))
+    read = []
+
+    async def spy(*args):
+        read.append(1)
+        return bytearray(jpeg)
+
+    monkeypatch.setattr(app_module, "_read_body", spy)
+    c = TestClient(app)
+    assert app.state.admission.try_enter()  # the only slot is taken
+    r = c.post("/v1/predict", content=jpeg)
+    assert r.status_code == 503 and read == []  # refused without reading the upload
+    app.state.admission.leave()
+    assert c.post("/v1/predict", content=jpeg).status_code == 200 and read == [1]
+
+
+def _serve(tiny_run, tmp_path, *args):
+    from ferkit.benchmark import wait_healthy
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed by the caller's finally)
+    cmd = [sys.executable, "-m", "ferkit.cli", "serve", "--model", str(tiny_run)]
+    server = subprocess.Popen([*cmd, "--port", str(port), *args], stderr=log)
+    server.stderr = open(tmp_path / "server.log", "rb")  # noqa: SIM115 (for wait_healthy)
+    wait_healthy(port, server)
+    return server, port, log
+
+
+def test_stalled_and_vanishing_clients(tiny_run, tmp_path):
+    server, port, log = _serve(tiny_run, tmp_path, "--timeout", "1")
+    head = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
+    try:
+        # a client that stops sending mid-body is answered 408 and dropped after --timeout
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            s.sendall(head + b"x" * 1000)
+            t0 = time.time()
+            answer = s.recv(4096).decode()
+            assert answer.startswith("HTTP/1.1 408") and time.time() - t0 < 10
+        # clients that go away mid-upload: one log line each, no traceback
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+                s.sendall(head + b"x" * 1000)
+        time.sleep(1.0)
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200  # still serving
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "server.log").read_text()
+    assert "Traceback" not in text
+    assert text.count("disconnected after") == 5

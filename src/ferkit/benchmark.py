@@ -266,7 +266,7 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
         cmd += ["--model", model]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_healthy(port, server)
+        wait_healthy(port, server)
 
         def one(_):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -303,7 +303,8 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
     }
 
 
-def _wait_healthy(port: int, server, timeout: float = 120) -> None:
+def wait_healthy(port: int, server, timeout: float = 120) -> None:
+    """Wait until the server started as ``server`` answers /healthz on ``port``."""
     import http.client
 
     deadline = time.perf_counter() + timeout

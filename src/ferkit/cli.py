@@ -195,14 +195,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
     from .predict import Recognizer
 
-    if args.queue < 1 or args.max_upload_mb <= 0:
-        raise UsageError("--queue and --max-upload-mb must be positive")
     rec = Recognizer(args.model, device=args.device, int8=args.int8)
     cfg = ServeConfig(
         max_upload_mb=args.max_upload_mb,
         queue=args.queue,
         max_pixels=int(args.max_megapixels * 1e6),
         cors_origins=tuple(args.cors or ()),
+        body_timeout_s=args.timeout,
     )
     print(
         f"ferkit: serving on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr
@@ -591,6 +590,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=PORT, default=8000, help="port to listen on")
     sp.add_argument("--max-upload-mb", type=POSITIVE, default=10, help="larger uploads get 413")
     sp.add_argument("--max-megapixels", type=POSITIVE, default=40, help="larger images get 413")
+    sp.add_argument(
+        "--timeout",
+        type=POSITIVE,
+        default=30,
+        metavar="S",
+        help="a client that sends nothing for S seconds mid-upload is answered 408 and dropped "
+        "(default 30)",
+    )
     sp.add_argument(
         "--queue",
         type=POSITIVE_INT,

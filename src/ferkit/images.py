@@ -60,7 +60,9 @@ def open_image(fh, name: str) -> Iterator:
         raise ImageError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{name}: is a folder") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:  # UnidentifiedImageError: OSError
+    except Image.UnidentifiedImageError:  # its message holds the repr of our file object
+        raise ImageError(f"{name}: unreadable image (not a format PIL recognises)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name}: unreadable image ({e})") from None
 
 

@@ -17,6 +17,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..images import ImageError
 from ..predict import Recognizer
@@ -32,6 +34,19 @@ class ServeConfig:
     queue: int = 16  # requests admitted at once (running + waiting); more get 503
     max_pixels: int = 40_000_000
     cors_origins: tuple[str, ...] = ()
+    body_timeout_s: float = 30.0  # a client that sends nothing for this long is dropped (408)
+
+
+#: Sent with every answer; the page's policy allows only its own files (no inline code).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 class _Admission:
@@ -77,8 +92,20 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _mount_swagger(app)
 
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        if request.url.path in ("/", "/static/index.html"):
+            response.headers["Content-Security-Policy"] = PAGE_POLICY
+        return response
+
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request, exc):  # 404, 405, ...: the same {"error": ...} shape
+        return error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc):  # 422 with docs/CONTRACT.md's {"error": ...} shape
@@ -92,7 +119,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
 
     @app.get("/v1/model")
     async def model_info() -> dict:
-        return meta_dict(recognizer.model)
+        return _public(meta_dict(recognizer.model))
 
     @app.post("/v1/predict", responses={400: {}, 413: {}, 415: {}, 422: {}, 503: {}})
     async def predict(
@@ -106,23 +133,24 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit:
             return error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                return error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
-        data = bytes(body)
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            data = await _multipart_file(request, data)
-            if isinstance(data, str):
-                return error(422, data)
-        if not data:
-            return error(
-                400, "empty upload: send an image as multipart field 'file' or as the body"
-            )
+        # admitted before the body is read: memory stays under --queue x --max-upload-mb
         if not admission.try_enter():
             return error(503, "server busy: too many requests queued, retry shortly")
         try:
+            body = await _read_body(request, limit, cfg.body_timeout_s)
+            if body is None:
+                return error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
+            if isinstance(body, str):
+                return error(408, body)
+            data = bytes(body)
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                data = await _multipart_file(request, data)
+                if isinstance(data, str):
+                    return error(422, data)
+            if not data:
+                return error(
+                    400, "empty upload: send an image as multipart field 'file' or as the body"
+                )
             loop = asyncio.get_running_loop()
             width, height, faces = await loop.run_in_executor(
                 pool, _infer, recognizer, data, views, detect, cfg.max_pixels
@@ -152,6 +180,47 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
 
     app.state.admission = admission
     return app
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytearray | str | None:
+    """The body, read up to ``limit`` bytes: None past the limit (reading stops there), a
+    message when the client stalls for ``timeout`` seconds or goes away mid-body."""
+    body = bytearray()
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), timeout)
+        except StopAsyncIteration:
+            return body
+        except asyncio.TimeoutError:
+            return f"the client sent nothing for {timeout:g} s"
+        except ClientDisconnect:
+            _log_disconnect(request, len(body))
+            return "client disconnected"
+        body += chunk
+        if len(body) > limit:
+            return None
+
+
+def _log_disconnect(request: Request, received: int) -> None:
+    """One log line for a client that went away mid-upload (not a server error)."""
+    import logging
+
+    peer = request.client.host if request.client else "?"
+    logging.getLogger("ferkit.serve").warning(
+        "client %s disconnected after %d bytes of its upload", peer, received
+    )
+
+
+def _public(meta: dict) -> dict:
+    """The model's metadata without the paths of the machine that trained it."""
+    import os
+
+    config = dict(meta.get("config", {}))
+    for key in ("data", "out"):
+        if isinstance(config.get(key), str):
+            config[key] = os.path.basename(config[key].rstrip("/"))
+    return {**meta, "config": config}
 
 
 def _infer(recognizer: Recognizer, data: bytes, views: str | None, detect: bool, max_pixels: int):
