@@ -5,7 +5,7 @@ import sys
 import pytest
 from synth import write_csv
 
-from ferkit.cli import main
+from ferkit.cli import command_names, main
 
 
 def run_cli(*args):
@@ -63,10 +63,25 @@ def test_data_skip_bad_reports(tmp_path):
     p.write_text(p.read_text() + "9,1 2,Training\n")
     r = run_cli("data", "--data", str(p), "--skip-bad", "--json")
     assert r.returncode == 0
-    assert (
-        json.loads(r.stdout)["skipped"]["n"] == 1
-        and "skipped 1 bad rows (first: line 9)" in r.stderr
-    )
+    assert json.loads(r.stdout)["skipped"]["n"] == 1
+    assert f"skipped 1 bad rows of {p} (first: line 9)" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_skip_bad_on_train_and_evaluate(tmp_path, tiny_run, command):
+    p = write_csv(tmp_path / "f.csv", {"Training": 70, "PublicTest": 14})
+    p.write_text(p.read_text() + "9,1 2,Training\n")
+    args = ["--data", str(p)]
+    if command == "train":
+        fast = ["--arch", "bkstart", "--batch-size", "32", "--epochs", "1", "--threads", "1"]
+        args += [*fast, "--quiet", "--out", str(tmp_path / "run")]
+    else:
+        args += ["--model", str(tiny_run)]
+    r = run_cli(command, *args)
+    assert r.returncode == 1 and "(--skip-bad leaves bad rows out)" in r.stderr
+    r = run_cli(command, *args, "--skip-bad")
+    assert r.returncode == 0, r.stderr
+    assert "skipped 1 bad rows" in r.stderr and "(first: line 86)" in r.stderr
 
 
 def test_usage_errors_exit_2():
@@ -76,12 +91,16 @@ def test_usage_errors_exit_2():
     assert r.returncode == 2 and "needs --data PATH and --out RUN" in r.stderr
 
 
-@pytest.mark.parametrize(
-    "cmd", ["models", "data", "train", "evaluate", "augment-preview", "benchmark"]
-)
+@pytest.mark.parametrize("cmd", command_names())
 def test_every_command_has_help(cmd):
     r = run_cli(cmd, "--help")
-    assert r.returncode == 0 and "usage: ferkit" in r.stdout and len(r.stdout) > 150
+    assert r.returncode == 0 and f"usage: ferkit {cmd}" in r.stdout and len(r.stdout) > 150
+    # every option says what it does
+    from ferkit.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices[cmd]
+    silent = [a.dest for a in sub._actions if a.help is None and a.dest != "help"]
+    assert not silent, silent
 
 
 def test_augment_preview(small_csv, tmp_path):

@@ -7,21 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from ferkit.cli import command_names
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = (ROOT / "docs" / "CONTRACT.md").read_text()
 
 
-def _subcommands() -> list[str]:
-    import argparse
-
-    from ferkit.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return list(sub.choices)
-
-
-@pytest.mark.parametrize("command", _subcommands())
+@pytest.mark.parametrize("command", command_names())
 def test_every_command_is_in_the_contract(command):
     assert f"`{command}`" in CONTRACT
 

@@ -247,3 +247,14 @@ def test_decompression_bomb_in_a_folder_is_a_bad_row(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)  # 1-2x: PIL only warns
     with pytest.raises(DataError, match="decompression bomb"):
         load_fer2013(root, resize=True)
+
+
+def test_a_photo_as_data_is_named_not_dumped(tmp_path):
+    from PIL import Image
+
+    p = tmp_path / "photo.jpg"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(p)
+    with pytest.raises(DataError) as e:
+        load_fer2013(p)
+    assert "binary content" in e.value.reason and "ferkit predict" in e.value.reason
+    assert "\\x" not in str(e.value) and "JFIF" not in str(e.value)

@@ -85,7 +85,15 @@ def test_evaluate_api_matches_accuracy_by_hand(tiny_run, small_csv):
     model = ferkit.load_model(tiny_run)
     data = ferkit.data.load_fer2013(small_csv)
     (res,) = evaluate(model, data, ["PublicTest"], ["center"], progress=False)
-    pred = model.score(data.splits["PublicTest"].images).argmax(1).numpy()
+    # by hand, not through model.score: both preprocessing steps, the centre 42x42, the network
+    faces = data.splits["PublicTest"].images.astype(np.float64)
+    flat = faces.reshape(len(faces), -1)
+    std = flat.std(1, keepdims=True)
+    step1 = ((flat - flat.mean(1, keepdims=True)) * (3.125 / std)).reshape(faces.shape)
+    step2 = (step1 - model.normalizer.mean.double().numpy()) / model.normalizer.std.double().numpy()
+    x = torch.as_tensor(step2[:, None, 3:45, 3:45], dtype=torch.float32)
+    with torch.no_grad():
+        pred = model.net.eval()(x).argmax(1).numpy()
     assert res.accuracy == pytest.approx(float((pred == data.splits["PublicTest"].labels).mean()))
 
 
@@ -150,9 +158,23 @@ def test_cli_resume_keeps_scores_tied_to_the_weights(tiny_run, small_csv, tmp_pa
     with np.load(tmp_path / "p" / "scores-PublicTest-eval1.npz") as z:
         assert str(z["key"]).startswith(file_sha256(tiny_run / "model.safetensors"))
         assert z["scores"].shape == (70, 7)
-    again = run_cli(*args)  # everything saved: the figures come back from the scores
-    acc = [[r["accuracy"] for r in json.loads(x.stdout)["results"]] for x in (first, again)]
-    assert acc[0] == acc[1]
+    # the second run must take its figures from the saved scores: make those perfect
+    saved = tmp_path / "p" / "scores-PublicTest-eval1.npz"
+    with np.load(saved) as z:
+        fields = dict(z)
+    truth = ferkit.data.load_fer2013(small_csv).splits["PublicTest"].labels
+    fields["scores"] = np.eye(7, dtype=fields["scores"].dtype)[truth]
+    np.savez(saved, **fields)
+    assert json.loads(first.stdout)["results"][0]["accuracy"] < 1.0
+    again = run_cli(*args)
+    assert json.loads(again.stdout)["results"][0]["accuracy"] == 1.0
+    fields["key"] = np.array("other weights")  # scores of other weights are not reused
+    np.savez(saved, **fields)
+    third = run_cli(*args)
+    assert (
+        json.loads(third.stdout)["results"][0]["accuracy"]
+        == json.loads(first.stdout)["results"][0]["accuracy"]
+    )
 
 
 def test_warns_when_split_was_the_validation_split(tiny_run, small_csv, tmp_path):
@@ -202,11 +224,12 @@ def test_empty_split_is_an_error(tiny_run):
         evaluate(ferkit.load_model(tiny_run), data, progress=False)
 
 
-def test_no_shipped_model_yet_is_a_clear_error(small_csv):
-    if ferkit.checkpoint.shipped_model_path() is not None:
-        pytest.skip("this build ships a model")
-    r = run_cli("evaluate", "--data", str(small_csv))
-    assert r.returncode == 1 and "ships no trained model" in r.stderr
+def test_no_shipped_model_yet_is_a_clear_error(small_csv, monkeypatch, capsys):
+    from ferkit.cli import main
+
+    monkeypatch.setattr(ferkit.checkpoint, "shipped_model_path", lambda: None)
+    assert main(["evaluate", "--data", str(small_csv)]) == 1
+    assert "ships no trained model" in capsys.readouterr().err
 
 
 def test_by_view_breaks_eval2_down_at_no_cost_to_its_figures(tiny_run, tmp_path):
@@ -236,3 +259,11 @@ def test_by_view_breaks_eval2_down_at_no_cost_to_its_figures(tiny_run, tmp_path)
     rep = json.loads((out / "report.json").read_text())
     assert rep["results"][0]["by_view"]["side"] == pytest.approx(b["side"])
     assert "Accuracy from the views of one rotation (degrees):" in (out / "report.md").read_text()
+
+
+def test_no_test_split_is_an_error_and_writes_nothing(tiny_run, tmp_path):
+    only_train = write_csv(tmp_path / "train-only.csv", {"Training": 14})
+    out = tmp_path / "report"
+    r = run_cli("evaluate", "--model", str(tiny_run), "--data", str(only_train), "--out", str(out))
+    assert r.returncode == 1 and "nothing to evaluate: no test split" in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()

@@ -58,10 +58,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
         for name, sp in s["splits"].items():
             counts = " ".join(f"{sp['counts'][lab]:>8}" for lab in LABELS)
             print(f"{name:<12} {sp['n']:>7}  {counts}")
-    if ds.n_skipped:
-        first = ", ".join(f"line {b.line}" if b.line else b.file for b in ds.skipped)
-        print(f"ferkit: skipped {ds.n_skipped} bad rows (first: {first})", file=sys.stderr)
+    _report_skipped(ds)
     return 0
+
+
+def _report_skipped(ds) -> None:
+    if ds.n_skipped:
+        print(f"ferkit: {ds.skipped_message()}", file=sys.stderr)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -100,7 +103,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model = load_model(args.model, resolve_device(args.device, args.int8), int8=args.int8)
-    data = load_fer2013(args.data)
+    data = load_fer2013(args.data, on_error="skip" if args.skip_bad else "raise")
+    _report_skipped(data)
     methods = list(METHODS) if args.method == "all" else [args.method]
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -373,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
         "several processes. Interrupted runs continue with --resume RUN.",
     )
     sp.add_argument("--data", help=DATA_HELP)
+    sp.add_argument(
+        "--skip-bad",
+        action="store_true",
+        default=None,
+        help="leave bad data rows out (reported on stderr) instead of stopping at the first",
+    )
     sp.add_argument("--out", help="run folder to create")
     sp.add_argument(
         "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
@@ -507,6 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_args(sp)
     sp.add_argument("--data", required=True, help=DATA_HELP)
+    sp.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave bad data rows out (reported on stderr) instead of stopping at the first",
+    )
     sp.add_argument(
         "--method",
         choices=["center", "eval1", "eval2", "all"],
@@ -675,7 +690,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--model", required=True, help="model.safetensors or run folder")
     sp.add_argument("--out", required=True, help="file to write")
-    sp.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
+    sp.add_argument(
+        "--dtype",
+        choices=["fp16", "fp32"],
+        default="fp16",
+        help="weights' precision in the file (default fp16: half the size)",
+    )
     sp.add_argument("--card", help="JSON object merged into the model card (overrides fields)")
     sp.add_argument(
         "--summary",
@@ -687,7 +707,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify-data", metavar="PATH", help="FER-2013 data to compare fp16 with fp32 on"
     )
     sp.add_argument("--split", default="PublicTest", help="split for --verify-data")
-    sp.add_argument("--method", default="center", choices=["center", "eval1", "eval2"])
+    sp.add_argument(
+        "--method",
+        default="center",
+        choices=["center", "eval1", "eval2"],
+        help="test views for the fp16 check on --verify-data's --split (default center)",
+    )
     sp.add_argument(
         "--tolerance", type=NON_NEGATIVE, default=0.1, help="accuracy points fp16 may differ"
     )
@@ -708,7 +733,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--faces", type=POSITIVE_INT, default=2048, help="Training faces to calibrate on"
     )
     sp.add_argument("--split", default="PublicTest", help="split to compare fp32 and int8 on")
-    sp.add_argument("--method", default="center", choices=["center", "eval1", "eval2"])
+    sp.add_argument(
+        "--method",
+        default="center",
+        choices=["center", "eval1", "eval2"],
+        help="test views used to check int8 against fp32 on PublicTest (default center)",
+    )
     sp.add_argument(
         "--tolerance", type=NON_NEGATIVE, default=0.5, help="accuracy points int8 may lose"
     )
@@ -763,6 +793,12 @@ def _data_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--resize", action="store_true", help="image folders: resize images that are not 48x48"
     )
+
+
+def command_names() -> list[str]:
+    """Every ``ferkit`` command, in the order ``--help`` lists them."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

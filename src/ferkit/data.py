@@ -95,6 +95,11 @@ class FerDataset:
         """Every split other than Training, in Kaggle's order."""
         return [s for s in self.splits if s != TRAIN_SPLIT]
 
+    def skipped_message(self) -> str:
+        """What ``--skip-bad`` left out, in one line: how many rows, and where the first were."""
+        first = ", ".join(f"line {b.line}" if b.line else b.file for b in self.skipped)
+        return f"skipped {self.n_skipped} bad rows of {self.path} (first: {first})"
+
     def summary(self) -> dict:
         """The ``ferkit data --json`` object (docs/CONTRACT.md)."""
         out: dict = {
@@ -174,6 +179,15 @@ def _decompress(path: Path) -> bytes:
     return b"".join(parts)
 
 
+def _is_text(head: bytes) -> bool:
+    """Whether the start of a file reads as text (a multi-byte character may be cut at the end)."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 3
+    return True
+
+
 def _read_csv(path: Path, *, on_error: OnError) -> FerDataset:
     raw = _decompress(path)
     if not raw.strip():
@@ -183,6 +197,13 @@ def _read_csv(path: Path, *, on_error: OnError) -> FerDataset:
     if b'"' in raw:  # some exports quote the pixel field; the fields never contain commas
         raw = raw.replace(b'"', b"")
     head = raw[: raw.find(b"\n")] if b"\n" in raw[:200] else raw[:200]
+    if b"\0" in raw[:512] or not _is_text(raw[:512]):
+        raise DataError(
+            path,
+            None,
+            "not a FER-2013 CSV (binary content: --data takes a fer2013.csv, plain or .gz, an "
+            "image folder or a compact .npz[.xz]; for photos use ferkit predict)",
+        )
     header = tuple(h.strip() for h in head.decode("utf-8", "replace").lstrip("\ufeff").split(","))
     if header != CSV_HEADER:
         raise DataError(
@@ -288,7 +309,7 @@ class _BadRows:
 
     def add(self, file: str | os.PathLike, line: int | None, reason: str) -> None:
         if self.on_error == "raise":
-            raise DataError(file, line, reason)
+            raise DataError(file, line, f"{reason} (--skip-bad leaves bad rows out)")
         self.n += 1
         if len(self.first) < _MAX_REPORTED:
             self.first.append(BadRow(str(file), line, reason))

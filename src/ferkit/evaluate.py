@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .data import FerDataset
+from .data import DataError, FerDataset
 from .labels import LABELS
 from .model import FerModel
 from .views import METHODS, num_views, view_cells
@@ -93,6 +93,13 @@ def evaluate(
     from .device import autocast_dtype
 
     splits = splits or data.test_splits
+    if not splits:
+        raise DataError(
+            data.path,
+            None,
+            f"nothing to evaluate: no test split (splits present: {', '.join(data.splits)}; "
+            "name one with --split)",
+        )
     methods = methods or ["center"]
     for m in methods:
         if m not in METHODS:

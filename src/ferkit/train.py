@@ -81,6 +81,7 @@ class TrainConfig:
     patience: int = 5  # plateau: epochs without a training-loss improvement before lr / 10
     max_drops: int = 5  # plateau: stop when the loss stalls again after this many drops
     seed: int = 0
+    skip_bad: bool = False  # leave bad data rows out (reported) instead of stopping
     threads: int | None = None
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 where the hardware has it, else fp32
@@ -377,7 +378,9 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     say = (lambda msg: None) if not di.main else (lambda msg: print(msg, file=sys.stderr))
 
     # ---- data: Training split into train/val, normalised once, kept on the device
-    ds = load_fer2013(cfg.data)
+    ds = load_fer2013(cfg.data, on_error="skip" if cfg.skip_bad else "raise")
+    if ds.n_skipped:
+        say(f"ferkit: {ds.skipped_message()}")
     full = ds.split(TRAIN_SPLIT)
     if cfg.val_split:
         val_set = ds.split(cfg.val_split)
