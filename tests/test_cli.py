@@ -55,7 +55,10 @@ def test_data_bad_row_one_line_exit_1(tmp_path):
     p.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
     r = run_cli("data", "--data", str(p))
     assert r.returncode == 1
-    assert r.stderr.strip() == f"ferkit: error: {p}:2: 3 pixel values (expected 2304 = 48x48)"
+    assert r.stderr.strip() == (
+        f"ferkit: error: {p}:2: 3 pixel values (expected 2304 = 48x48) "
+        "(--skip-bad leaves bad rows out)"
+    )
 
 
 def test_data_skip_bad_reports(tmp_path):

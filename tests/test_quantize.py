@@ -10,7 +10,7 @@ import torch
 from synth import synth_faces
 
 import ferkit.quantize as fq
-from ferkit.checkpoint import ModelFileError, load_model, meta_dict, save_model
+from ferkit.checkpoint import CALIBRATION_FORMAT, ModelFileError, load_model, meta_dict, save_model
 from ferkit.cli import main
 from ferkit.model import FerModel, ModelMeta
 from ferkit.models import create_model, list_models
@@ -47,7 +47,7 @@ def test_quantize_command_writes_a_calibration_that_int8_loads(run, small_csv, c
     assert "PublicTest center: fp32" in err and "int8" in err
     cal_file = run / "model.int8.json"
     cal = json.loads(cal_file.read_text())
-    assert cal["format"] == fq.CALIBRATION_FORMAT and cal["faces"] == 700  # all 700 < 2048
+    assert cal["format"] == CALIBRATION_FORMAT and cal["faces"] == 700  # all 700 < 2048
     assert cal["check"]["split"] == "PublicTest"
 
     fp32, int8 = load_model(run), load_model(run, int8=True)

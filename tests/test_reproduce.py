@@ -82,7 +82,9 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     # the report is a function of the summaries alone: from a copy, with the runs gone
     import shutil
 
-    copy = shutil.copytree(summaries, tmp_path / "copy", ignore=shutil.ignore_patterns("figures"))
+    copy = shutil.copytree(
+        summaries, tmp_path / "elsewhere" / summaries.name, ignore=shutil.ignore_patterns("figures")
+    )
     shutil.move(tmp_path / "out", tmp_path / "out-moved")
     assert write_report(copy, tmp_path / "again.md") == text
     shutil.move(tmp_path / "out-moved", tmp_path / "out")

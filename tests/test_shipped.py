@@ -52,9 +52,9 @@ def test_card_accuracy_is_what_ferkit_measures(shipped, real_fer):
 def test_its_int8_calibration_ships_and_keeps_its_accuracy(shipped, real_fer):
     """The int8 version (calibrated on Training faces) against the shipped weights, centre crops
     of PublicTest: within the half point `ferkit quantize` allows."""
+    from ferkit.checkpoint import load_calibration
     from ferkit.data import load_fer2013
     from ferkit.evaluate import evaluate
-    from ferkit.quantize import load_calibration
 
     assert load_calibration(SHIPPED).check["method"] == "eval1"
     data = load_fer2013(real_fer)

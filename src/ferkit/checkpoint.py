@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +133,14 @@ def load_model(
     model = FerModel(net, normalizer, mm).to(device)
     model.eval()
     if int8:
-        from .quantize import load_calibration, quantize
+        from .quantize import quantize
 
-        model = quantize(model, load_calibration(p).ranges)
+        try:
+            model = quantize(model, load_calibration(p).ranges)
+        except ValueError as e:  # ranges of another network
+            if isinstance(e, CalibrationError):
+                raise
+            raise CalibrationError(f"{calibration_path(p)}: {e}") from None
     return model
 
 
@@ -173,6 +178,61 @@ def _metadata_problem(mm: ModelMeta, tensors: dict[str, torch.Tensor]) -> str | 
         if not bool(torch.isfinite(t).all()):
             return f"tensor {k} holds NaN or infinite values (a diverged training run?)"
     return None
+
+
+# --------------------------------------------------------------------------- int8 calibration
+
+
+CALIBRATION_FORMAT = "ferkit-int8/1"
+
+
+class CalibrationError(ModelFileError):
+    """A missing, unreadable or mismatched int8 calibration file."""
+
+
+@dataclass
+class Int8Calibration:
+    """The activation ranges that make an int8 network of one weights file."""
+
+    model_sha256: str
+    ranges: dict[str, list[float]]  # FX observer name -> [min, max] seen on the calibration faces
+    faces: int
+    data: str
+    check: dict = field(default_factory=dict)  # fp32 against int8 accuracy, when measured
+    format: str = CALIBRATION_FORMAT
+
+    def save(self, path: str | os.PathLike) -> None:
+        with atomic_write(path, "w") as fh:
+            json.dump(asdict(self), fh, indent=1)
+            fh.write("\n")
+
+
+def calibration_path(model_path: str | os.PathLike) -> Path:
+    """Where a weights file's calibration lives: ``x.safetensors`` -> ``x.int8.json``."""
+    f = model_file(model_path)
+    return f.with_name(f.name.removesuffix(".safetensors") + ".int8.json")
+
+
+def load_calibration(model_path: str | os.PathLike) -> Int8Calibration:
+    """The calibration beside ``model_path``; a :class:`CalibrationError` saying how to make
+    one when it is missing or was made for other weights."""
+    path = calibration_path(model_path)
+    make = f"make one with `ferkit quantize --model {model_path} --data FER2013`"
+    if not path.is_file():
+        raise CalibrationError(f"{path}: no int8 calibration for {model_file(model_path)}: {make}")
+    try:
+        cal = Int8Calibration(**json.loads(path.read_text()))
+        ranges = {str(k): [float(lo), float(hi)] for k, (lo, hi) in cal.ranges.items()}
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise CalibrationError(f"{path}: not an int8 calibration ({e})") from None
+    if not ranges or any(not lo <= hi for lo, hi in ranges.values()):
+        raise CalibrationError(f"{path}: not an int8 calibration (empty or inverted ranges)")
+    cal.ranges = ranges
+    if cal.format != CALIBRATION_FORMAT:
+        raise CalibrationError(f"{path}: unknown format {cal.format!r}")
+    if cal.model_sha256 != file_sha256(model_file(model_path)):
+        raise CalibrationError(f"{path}: made for other weights than {model_path}: {make}")
+    return cal
 
 
 def meta_dict(model: FerModel) -> dict[str, Any]:

@@ -278,7 +278,7 @@ def _print_check(split: str, method: str, fp32: float, **other: float) -> None:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from .quantize import quantize_model
+    from .export import quantize_model
 
     out, cal = quantize_model(
         args.model,

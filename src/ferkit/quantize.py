@@ -1,10 +1,12 @@
 """int8 inference on the CPU: about twice as fast as fp32 for one face, same accuracy.
 
-Quantising needs the range of every activation on real faces. ``ferkit quantize`` measures
-those ranges once, on Training faces, and keeps them beside the weights as a small JSON file
-(``<model>.int8.json``) tied to the weights by their SHA-256. ``load_model(..., int8=True)``
-then rebuilds the int8 network from the fp32 weights and the ranges, so no quantised tensor is
-ever stored and the weights file stays the one that was evaluated.
+Quantising needs the range of every activation on real faces. ``ferkit quantize``
+(``export.quantize_model``) measures those ranges once, on Training faces, and keeps them
+beside the weights as a small JSON file (``<model>.int8.json``, whose format is in
+``checkpoint``) tied to the weights by their SHA-256. ``load_model(..., int8=True)`` then
+rebuilds the int8 network from the fp32 weights and the ranges, so no quantised tensor is ever
+stored and the weights file stays the one that was evaluated. This module is the arithmetic
+only: it imports nothing of ferkit's files or workflows.
 
 It uses torch's FX graph-mode quantisation (x86 backend: per-channel int8 weights, 7-bit
 activations for CPUs without VNNI). Upstream has deprecated it in favour of torchao but keeps
@@ -14,72 +16,16 @@ it in the torch versions ferkit is tested with; everything that touches it is in
 from __future__ import annotations
 
 import copy
-import json
-import os
 import warnings
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write
-from .checkpoint import ModelFileError, file_sha256, load_model, model_file, shipped_model_path
 from .model import FerModel
 from .preprocess import Normalizer
 
-CALIBRATION_FORMAT = "ferkit-int8/1"
 BACKEND = "x86"
-
-
-class CalibrationError(ModelFileError):
-    """A missing, unreadable or mismatched int8 calibration file."""
-
-
-@dataclass
-class Int8Calibration:
-    """The activation ranges that make an int8 network of one weights file."""
-
-    model_sha256: str
-    ranges: dict[str, list[float]]  # FX observer name -> [min, max] seen on the calibration faces
-    faces: int
-    data: str
-    check: dict = field(default_factory=dict)  # fp32 against int8 accuracy, when measured
-    format: str = CALIBRATION_FORMAT
-
-    def save(self, path: str | os.PathLike) -> None:
-        with atomic_write(path, "w") as fh:
-            json.dump(asdict(self), fh, indent=1)
-            fh.write("\n")
-
-
-def calibration_path(model_path: str | os.PathLike) -> Path:
-    """Where a weights file's calibration lives: ``x.safetensors`` -> ``x.int8.json``."""
-    f = model_file(model_path)
-    return f.with_name(f.name.removesuffix(".safetensors") + ".int8.json")
-
-
-def load_calibration(model_path: str | os.PathLike) -> Int8Calibration:
-    """The calibration beside ``model_path``; a :class:`CalibrationError` saying how to make
-    one when it is missing or was made for other weights."""
-    path = calibration_path(model_path)
-    make = f"make one with `ferkit quantize --model {model_path} --data FER2013`"
-    if not path.is_file():
-        raise CalibrationError(f"{path}: no int8 calibration for {model_file(model_path)}: {make}")
-    try:
-        cal = Int8Calibration(**json.loads(path.read_text()))
-        ranges = {str(k): [float(lo), float(hi)] for k, (lo, hi) in cal.ranges.items()}
-    except (OSError, ValueError, TypeError, AttributeError) as e:
-        raise CalibrationError(f"{path}: not an int8 calibration ({e})") from None
-    if not ranges or any(not lo <= hi for lo, hi in ranges.values()):
-        raise CalibrationError(f"{path}: not an int8 calibration (empty or inverted ranges)")
-    cal.ranges = ranges
-    if cal.format != CALIBRATION_FORMAT:
-        raise CalibrationError(f"{path}: unknown format {cal.format!r}")
-    if cal.model_sha256 != file_sha256(model_file(model_path)):
-        raise CalibrationError(f"{path}: made for other weights than {model_path}: {make}")
-    return cal
 
 
 def _prepare(net: nn.Module) -> nn.Module:
@@ -132,7 +78,7 @@ def quantize(model: FerModel, ranges: dict[str, list[float]]) -> FerModel:
     prepared = _prepare(model.net)
     observers = _observers(prepared)
     if set(observers) != set(ranges):
-        raise CalibrationError(
+        raise ValueError(
             f"the calibration does not fit {model.meta.arch!r}: it has {len(ranges)} ranges, "
             f"the network {len(observers)} activations"
         )
@@ -148,54 +94,3 @@ def quantize(model: FerModel, ranges: dict[str, list[float]]) -> FerModel:
     out = FerModel(net, norm, model.meta)
     out.int8 = True
     return out.eval()
-
-
-def quantize_model(
-    model_path: str | os.PathLike | None,
-    data: str | os.PathLike,
-    faces: int = 2048,
-    split: str | None = "PublicTest",
-    method: str = "center",
-    tolerance: float = 0.5,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[Path, Int8Calibration]:
-    """Calibrate on ``faces`` random Training faces of ``data``, check int8 against fp32 on
-    ``split`` (None: no check) and write the calibration beside the weights.
-
-    Nothing is written when int8 scores more than ``tolerance`` points below fp32.
-    """
-    from .data import TRAIN_SPLIT, load_fer2013
-    from .evaluate import evaluate
-
-    if faces < 1:
-        raise ValueError("--faces must be at least 1")
-    path = model_file(model_path) if model_path is not None else shipped_model_path()
-    model = load_model(path)  # a ModelFileError names the file when there is none
-    ds = load_fer2013(data)
-    train = ds.split(TRAIN_SPLIT)
-    pick = np.random.default_rng(seed).choice(len(train), min(faces, len(train)), replace=False)
-    ranges = calibrate(model, train.images[np.sort(pick)])
-    check: dict = {}
-    if split is not None:
-        ds.split(split)  # a clear error before any scoring
-        fp32, int8 = (
-            evaluate(m, ds, [split], [method], progress=progress)[0].accuracy
-            for m in (model, quantize(model, ranges))
-        )
-        check = {"split": split, "method": method, "fp32": fp32, "int8": int8}
-        if 100 * (fp32 - int8) > tolerance:
-            raise CalibrationError(
-                f"int8 scores {100 * int8:.2f} % against fp32's {100 * fp32:.2f} % on {split} "
-                f"({method}): more than {tolerance} points lower; no calibration written"
-            )
-    cal = Int8Calibration(
-        model_sha256=file_sha256(path),
-        ranges=ranges,
-        faces=len(pick),
-        data=f"{Path(data).name}, {len(pick)} random Training faces (seed {seed}), centre crops",
-        check=check,
-    )
-    out = calibration_path(path)
-    cal.save(out)
-    return out, cal
