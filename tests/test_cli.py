@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import subprocess
 import sys
@@ -142,6 +143,8 @@ def test_benchmark_predict(capsys):
     assert r["one_face_ms"] > 0 and r["faces_per_s_batch256"] > 0
     assert r["photo_640x480_ms"] > 0 and r["photo_640x480_eval1_ms"] > 0
     assert r["one_face_int8_ms"] > 0 and r["photo_640x480_int8_ms"] > 0  # on the CPU
+    if importlib.util.find_spec("onnxruntime"):  # ONNX Runtime measured in the same run
+        assert r["one_face_onnx_ms"] > 0 and r["faces_per_s_batch256_onnx"] > 0
 
 
 @pytest.mark.slow

@@ -189,7 +189,7 @@ def bench_predict(
 
     import numpy as np
 
-    from .checkpoint import load_model, shipped_model_path
+    from .checkpoint import ModelFileError, load_model, shipped_model_path
     from .model import FerModel, ModelMeta
     from .models import create_model
     from .predict import Recognizer
@@ -217,20 +217,22 @@ def bench_predict(
     batch_s = _best_of(lambda: rec.model.score(faces, batch=256), 3)
     photo_ms = 1000 * _best_of(lambda: rec.predict(jpeg, views="center"), 7, 3)
     photo_eval1_ms = 1000 * _best_of(lambda: rec.predict(jpeg, views="eval1"), 7, 3)
-    int8 = dict.fromkeys(("one_face_int8_ms", "faces_per_s_batch256_int8", "photo_640x480_int8_ms"))
+    others: dict = {}
+    for name in ("int8", "onnx"):
+        others.update(dict.fromkeys(_timing_keys(name)))
     if rec.model.norm_mean.device.type == "cpu":
         from .quantize import calibrate, quantize
 
         rec8 = Recognizer(quantize(rec.model, calibrate(rec.model, faces)), device="cpu")
-        for _ in range(3):
-            rec8.model.score(one)
-            rec8.predict(jpeg, views="center")
-        int8["one_face_int8_ms"] = round(1000 * _best_of(lambda: rec8.model.score(one), 7, 20), 2)
-        batch8_s = _best_of(lambda: rec8.model.score(faces, batch=256), 3)
-        int8["faces_per_s_batch256_int8"] = round(256 / batch8_s, 1)
-        int8["photo_640x480_int8_ms"] = round(
-            1000 * _best_of(lambda: rec8.predict(jpeg, views="center"), 7, 3), 1
-        )
+        others.update(_timings(rec8, one, faces, jpeg, "int8"))
+        try:
+            from .onnx_model import to_onnx_backend
+
+            onnx = Recognizer(to_onnx_backend(rec.model), device="cpu")
+        except ModelFileError:  # the extra is not installed: those rows stay empty
+            onnx = None
+        if onnx is not None:
+            others.update(_timings(onnx, one, faces, jpeg, "onnx"))
     return {
         "benchmark": "predict",
         "arch": model.meta.arch,
@@ -242,7 +244,24 @@ def bench_predict(
         "faces_per_s_batch256": round(256 / batch_s, 1),
         "photo_640x480_ms": round(photo_ms, 1),
         "photo_640x480_eval1_ms": round(photo_eval1_ms, 1),
-        **int8,
+        **others,
+    }
+
+
+def _timing_keys(name: str) -> tuple[str, str, str]:
+    return (f"one_face_{name}_ms", f"faces_per_s_batch256_{name}", f"photo_640x480_{name}_ms")
+
+
+def _timings(rec, one, faces, jpeg, name: str) -> dict:
+    """One face, a batch of 256 and a 640x480 photo (centre crop) with another backend."""
+    for _ in range(3):  # warm-up
+        rec.model.score(one)
+        rec.predict(jpeg, views="center")
+    face, batch, photo = _timing_keys(name)
+    return {
+        face: round(1000 * _best_of(lambda: rec.model.score(one), 7, 20), 2),
+        batch: round(256 / _best_of(lambda: rec.model.score(faces, batch=256), 3), 1),
+        photo: round(1000 * _best_of(lambda: rec.predict(jpeg, views="center"), 7, 3), 1),
     }
 
 

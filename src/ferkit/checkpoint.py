@@ -37,19 +37,7 @@ def save_model(model: FerModel, path: str | os.PathLike, dtype: torch.dtype = to
         k: v.detach().to("cpu", dtype).contiguous() for k, v in model.net.state_dict().items()
     }
     tensors.update(model.normalizer.state_dict())
-    m = model.meta
-    metadata = {
-        "format": MODEL_FORMAT,
-        "arch": m.arch,
-        "loss": m.loss,
-        "labels": json.dumps(list(m.labels)),
-        "input_size": str(m.input_size),
-        "config": json.dumps(m.config),
-        "metrics": json.dumps(m.metrics),
-    }
-    if m.card:
-        metadata["card"] = json.dumps(m.card)
-    blob = save({k: v.cpu() for k, v in tensors.items()}, metadata=metadata)
+    blob = save({k: v.cpu() for k, v in tensors.items()}, metadata=meta_strings(model))
     with atomic_write(path) as fh:
         fh.write(blob)
 
@@ -108,20 +96,7 @@ def load_model(
         raise ModelFileError(f"{p}: not a safetensors file ({e})") from None
     if meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{p}: not a ferkit model (format {meta.get('format')!r})")
-    try:
-        mm = ModelMeta(
-            arch=meta["arch"],
-            loss=meta["loss"],
-            labels=tuple(json.loads(meta["labels"])),
-            input_size=int(meta["input_size"]),
-            config=json.loads(meta.get("config", "{}")),
-            metrics=json.loads(meta.get("metrics", "{}")),
-            card=json.loads(meta.get("card", "{}")),
-        )
-    except (KeyError, ValueError, TypeError) as e:
-        raise ModelFileError(f"{p}: incomplete ferkit metadata ({e})") from None
-    if problem := _metadata_problem(mm, tensors):
-        raise ModelFileError(f"{p}: {problem}")
+    mm = meta_from_strings(p, meta, tensors)
     try:
         net = create_model(mm.arch)
         normalizer = Normalizer.from_state_dict(tensors)
@@ -142,6 +117,45 @@ def load_model(
                 raise
             raise CalibrationError(f"{calibration_path(p)}: {e}") from None
     return model
+
+
+def meta_strings(model: FerModel) -> dict[str, str]:
+    """The metadata a model file carries (safetensors or ONNX), as strings."""
+    m = model.meta
+    metadata = {
+        "format": MODEL_FORMAT,
+        "arch": m.arch,
+        "loss": m.loss,
+        "labels": json.dumps(list(m.labels)),
+        "input_size": str(m.input_size),
+        "config": json.dumps(m.config),
+        "metrics": json.dumps(m.metrics),
+    }
+    if m.card:
+        metadata["card"] = json.dumps(m.card)
+    return metadata
+
+
+def meta_from_strings(
+    path: str | os.PathLike, meta: dict[str, str], tensors: dict[str, torch.Tensor]
+) -> ModelMeta:
+    """:func:`meta_strings` read back and checked whole with the tensors it goes with; a
+    ModelFileError naming ``path`` and the reason otherwise."""
+    try:
+        mm = ModelMeta(
+            arch=meta["arch"],
+            loss=meta["loss"],
+            labels=tuple(json.loads(meta["labels"])),
+            input_size=int(meta["input_size"]),
+            config=json.loads(meta.get("config", "{}")),
+            metrics=json.loads(meta.get("metrics", "{}")),
+            card=json.loads(meta.get("card", "{}")),
+        )
+    except (KeyError, ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: incomplete ferkit metadata ({e})") from None
+    if problem := _metadata_problem(mm, tensors):
+        raise ModelFileError(f"{path}: {problem}")
+    return mm
 
 
 def _metadata_problem(mm: ModelMeta, tensors: dict[str, torch.Tensor]) -> str | None:
@@ -239,13 +253,9 @@ def meta_dict(model: FerModel) -> dict[str, Any]:
     """The model's metadata as plain JSON-able data (for ``GET /v1/model`` and reports)."""
     d = asdict(model.meta)
     d["labels"] = list(d["labels"])
-    if model.int8:  # quantised layers keep their weights packed, outside parameters()
-        from .models import model_info
-
-        d["params"] = model_info(model.meta.arch).params
-    else:
-        d["params"] = sum(p.numel() for p in model.net.parameters())
+    d["params"] = model.params
     d["precision"] = "int8" if model.int8 else "fp32"
+    d["backend"] = model.backend
     return d
 
 

@@ -92,17 +92,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import warnings
 
-    from .checkpoint import file_sha256, load_model, model_file, shipped_model_path
+    from .checkpoint import file_sha256, model_file, shipped_model_path
     from .data import load_fer2013
     from .device import resolve_device
     from .evaluate import evaluate, report_dict, write_reports
+    from .onnx_model import load_with_backend
     from .views import METHODS
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_model(args.model, resolve_device(args.device, args.int8), int8=args.int8)
+    model = load_with_backend(
+        args.model,
+        resolve_device(args.device, args.int8 or args.backend == "onnx"),
+        int8=args.int8,
+        backend=args.backend,
+    )
     data = load_fer2013(args.data, on_error="skip" if args.skip_bad else "raise")
     _report_skipped(data)
     methods = list(METHODS) if args.method == "all" else [args.method]
@@ -114,7 +120,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model_id = ""
         if args.resume:  # saved scores are reused only for these exact weights and precision
             weights = model_file(args.model) if args.model else shipped_model_path()
-            model_id = file_sha256(weights) + ("+int8" if args.int8 else "")
+            model_id = (
+                file_sha256(weights)
+                + ("+int8" if args.int8 else "")
+                + ("+onnx" if args.backend == "onnx" else "")
+            )
         results = evaluate(
             model,
             data,
@@ -152,6 +162,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         args.model,
         device=args.device,
         int8=args.int8,
+        backend=args.backend,
         views=args.views,
         margin=DEFAULT_MARGIN if args.margin is None else args.margin,
         max_pixels=int(args.max_megapixels * 1e6),
@@ -199,7 +210,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
     from .predict import Recognizer
 
-    rec = Recognizer(args.model, device=args.device, int8=args.int8)
+    rec = Recognizer(args.model, device=args.device, int8=args.int8, backend=args.backend)
     cfg = ServeConfig(
         max_upload_mb=args.max_upload_mb,
         queue=args.queue,
@@ -251,6 +262,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 summary = json.load(fh)
         except (OSError, ValueError) as e:
             raise UsageError(f"{args.summary}: not a reproduce summary ({e})") from None
+    if args.format == "onnx":
+        from .export import export_onnx
+
+        parity = export_onnx(args.model, args.out, card, args.verify_data, args.split, args.method)
+        if parity:
+            print(
+                f"ferkit: ONNX Runtime against torch on {parity.split} ({parity.method}, "
+                f"{parity.n} faces): max |score difference| {parity.max_score_difference:.2e}, "
+                f"{100 * parity.same_predictions:.2f} % identical predictions",
+                file=sys.stderr,
+            )
+        print(f"ferkit: wrote {args.out}", file=sys.stderr)
+        return 0
     check = export_model(
         args.model,
         args.out,
@@ -691,6 +715,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True, help="model.safetensors or run folder")
     sp.add_argument("--out", required=True, help="file to write")
     sp.add_argument(
+        "--format",
+        choices=["safetensors", "onnx"],
+        default="safetensors",
+        help="safetensors (default: ferkit's own file) or onnx (for any ONNX runtime; fp32, "
+        "with the normalisation, labels, loss and card in its metadata; --verify-data checks "
+        "ONNX Runtime against torch and writes nothing past max |score difference| 1e-3 or "
+        "below 99.9 %% identical predictions)",
+    )
+    sp.add_argument(
         "--dtype",
         choices=["fp16", "fp32"],
         default="fp16",
@@ -769,8 +802,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_args(sp: argparse.ArgumentParser) -> None:
     """--model, --device and --int8, as every command that runs a trained model takes them."""
-    sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
+    sp.add_argument(
+        "--model",
+        help="model.safetensors, run folder or (--backend onnx) .onnx file (default: the shipped "
+        "model)",
+    )
     sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    sp.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="torch (default), or onnx: ONNX Runtime on the CPU, from a .onnx file or any model "
+        "converted on load (pip install 'ferkit[onnx]')",
+    )
     sp.add_argument(
         "--int8",
         action="store_true",

@@ -222,7 +222,7 @@ def report_dict(model: FerModel, path: str | os.PathLike | None, results: list[E
         "model": {
             "arch": model.meta.arch,
             "loss": model.loss,
-            "params": sum(p.numel() for p in model.net.parameters()),
+            "params": model.params,
             "path": str(path) if path else "shipped",
         },
         "results": [r.to_dict() for r in results],

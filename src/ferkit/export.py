@@ -107,7 +107,7 @@ def build_card(model, dtype: str, summary: dict | None, check: ExportCheck | Non
     card = {
         **{k: v for k, v in model.meta.card.items() if k not in DATA_CARD},
         "model": f"{model.meta.arch} + {model.meta.loss}",
-        "parameters": sum(p.numel() for p in model.net.parameters()),
+        "parameters": model.params,
         "weights": dtype,
         "training": {
             k: cfg[k]
@@ -156,6 +156,45 @@ def card_markdown(card: dict) -> str:
             lines.append(f"- **{key}**: {value}")
     lines[2:2] = [f"{card['data']}", "", f"Terms of use: {card['terms_of_use']}", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def export_onnx(
+    model_path: str | os.PathLike | None,
+    out: str | os.PathLike,
+    card: dict | None = None,
+    verify_data: str | None = None,
+    split: str = "PublicTest",
+    method: str = "center",
+):
+    """Write ``model_path`` as a self-describing ONNX file (fp32) with its card; with
+    ``verify_data``, ONNX Runtime is checked against torch on ``split`` first and nothing is
+    written past the parity targets (``onnx_model.MAX_SCORE_DIFFERENCE``, ``MIN_SAME_...``)."""
+    from .onnx_model import (
+        MAX_SCORE_DIFFERENCE,
+        MIN_SAME_PREDICTIONS,
+        check_parity,
+        save_onnx,
+        to_onnx_backend,
+    )
+
+    model = load_model(model_path)
+    model.meta.card = {**build_card(model, "fp32 (onnx)", None, None), **(card or {})}
+    parity = None
+    if verify_data:
+        from .data import load_fer2013
+
+        faces = load_fer2013(verify_data).split(split).images
+        parity = check_parity(model, to_onnx_backend(model), faces, split, method)
+        if not parity.ok:
+            raise ValueError(
+                f"ONNX Runtime differs from torch on {split} ({method}): max |score difference| "
+                f"{parity.max_score_difference:.2e} (limit {MAX_SCORE_DIFFERENCE:g}), "
+                f"{100 * parity.same_predictions:.2f} % identical predictions (need "
+                f"{100 * MIN_SAME_PREDICTIONS:g} %); nothing written"
+            )
+        model.meta.card["onnx_check"] = asdict(parity)
+    save_onnx(model, out)
+    return parity
 
 
 def _measured(model_path, summary: dict | None) -> dict[tuple[str, str], float]:

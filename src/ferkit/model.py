@@ -38,12 +38,23 @@ class FerModel(nn.Module):
         self.net = net
         self.meta = meta
         self.int8 = False  # set by ferkit.quantize.quantize: an int8 network, CPU only
+        self.backend = "torch"  # "onnx" when ``net`` is an ONNX Runtime session (onnx_model)
         self.register_buffer("norm_mean", normalizer.mean.clone().float())
         self.register_buffer("norm_std", normalizer.std.clone().float())
 
     @property
     def normalizer(self) -> Normalizer:
         return Normalizer(self.norm_mean, self.norm_std)
+
+    @property
+    def params(self) -> int:
+        """The network's parameter count (Table III), also for an int8 network (whose packed
+        weights are not parameters) and an ONNX Runtime one (which has none in torch)."""
+        if self.int8 or self.backend != "torch":
+            from .models import model_info
+
+            return model_info(self.meta.arch).params
+        return sum(p.numel() for p in self.net.parameters())
 
     @property
     def labels(self) -> tuple[str, ...]:

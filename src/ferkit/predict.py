@@ -72,7 +72,8 @@ class Recognizer:
     """A trained model plus a face detector: photos in, :class:`Face` lists out.
 
     ``int8=True`` runs the int8 version of the model on the CPU (about twice as fast for one
-    face; needs the calibration ``ferkit quantize`` writes beside the weights).
+    face; needs the calibration ``ferkit quantize`` writes beside the weights);
+    ``backend="onnx"`` runs it with ONNX Runtime (a ``.onnx`` file, or any model converted).
     """
 
     def __init__(
@@ -85,18 +86,20 @@ class Recognizer:
         batch: int = 128,
         max_pixels: int = MAX_PIXELS,
         int8: bool = False,
+        backend: str = "torch",
     ):
-        from .checkpoint import load_model
         from .device import autocast_dtype, resolve_device
         from .model import FerModel
+        from .onnx_model import load_with_backend
 
-        dev = resolve_device(device, int8=int8 or (isinstance(model, FerModel) and model.int8))
+        on_cpu = int8 or backend == "onnx" or (isinstance(model, FerModel) and model.int8)
+        dev = resolve_device(device, int8=on_cpu)
         if isinstance(model, FerModel):
             if int8 and not model.int8:
                 raise ValueError("int8=True needs a model path, or a model loaded with int8=True")
             self.model = model.to(dev)
         else:
-            self.model = load_model(model, dev, int8=int8)
+            self.model = load_with_backend(model, dev, int8=int8, backend=backend)
         if views not in ("center", "eval1"):
             raise ValueError(f"views must be 'center' or 'eval1', not {views!r}")
         self.views, self.margin, self.batch, self.max_pixels = views, margin, batch, max_pixels

@@ -449,12 +449,12 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     meta = ModelMeta(
         arch=cfg.arch.lower(), loss=cfg.loss, config=_config_record(cfg, device, amp, di)
     )
-    stop_reason = "epochs"
+    stop_reason = f"all {cfg.epochs} epochs done"
     aug_cfg = AugmentConfig().scaled(cfg.augment_strength)
 
     for epoch in range(start_epoch, cfg.epochs + 1):
         if cfg.schedule == "plateau" and drops > cfg.max_drops:
-            stop_reason = f"plateau after {cfg.max_drops} learning-rate drops"
+            stop_reason = f"stopped on a plateau after {cfg.max_drops} learning-rate drops"
             break
         # ---- one epoch of training on this rank's shard
         t0 = time.perf_counter()
@@ -580,7 +580,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
             _trace_weights(cfg.trace_shards, di.rank, net)
     if di.world > 1:
         dist.barrier()
-    say(f"done ({stop_reason}): best validation accuracy {best_val:.4f} at epoch {best_epoch}")
+    say(f"{stop_reason}: best validation accuracy {best_val:.4f} at epoch {best_epoch}")
     return TrainResult(str(out), history[-1].epoch if history else 0, best_epoch, best_val, history)
 
 
