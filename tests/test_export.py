@@ -153,3 +153,17 @@ def test_fp16_check_reuses_fp32_figures_of_the_same_weights_only(tiny_run, small
     assert reused.fp32 == 0.123  # not measured again
     measured = export_model(tiny_run, tmp_path / "b.safetensors", summary=other, **kw)
     assert measured.fp32 != 0.123 and measured.fp16 == reused.fp16
+
+
+def test_card_says_which_procedure_trained_the_weights(tiny_run, tmp_path):
+    from ferkit.export import export_model, training_procedure
+
+    assert training_procedure(ferkit.load_model(tiny_run).meta.config).startswith("the paper's")
+    fast = {"norm_layers": "bn", "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.05}
+    text = training_procedure({**fast, "ema": 0.998, "head_init": "zero"})
+    assert text.startswith("fast: train-time BatchNorm folded")
+    assert "adamw (lr 0.001, weight decay 0.05)" in text and "weight average 0.998" in text
+    out = tmp_path / "m.safetensors"
+    export_model(tiny_run, out, "fp32")
+    card = ferkit.load_model(out).meta.card
+    assert card["procedure"].startswith("the paper's") and card["training"]["optimizer"] == "sgd"

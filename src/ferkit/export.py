@@ -109,17 +109,22 @@ def build_card(model, dtype: str, summary: dict | None, check: ExportCheck | Non
         "model": f"{model.meta.arch} + {model.meta.loss}",
         "parameters": model.params,
         "weights": dtype,
+        "procedure": training_procedure(cfg),
         "training": {
             k: cfg[k]
             for k in (
                 "epochs",
                 "schedule",
+                "optimizer",
                 "lr",
                 "weight_decay",
                 "momentum",
                 "nesterov",
                 "batch_size",
                 "augment",
+                "norm_layers",
+                "ema",
+                "head_init",
                 "seed",
             )
             if k in cfg
@@ -140,6 +145,25 @@ def build_card(model, dtype: str, summary: dict | None, check: ExportCheck | Non
     if check:
         card["fp16_check"] = asdict(check)
     return {**card, **DATA_CARD}
+
+
+def training_procedure(cfg: dict) -> str:
+    """In words, how the weights were trained: the paper's procedure, or which of the fast
+    procedure's levers (the saved network is the paper's either way)."""
+    levers = []
+    if cfg.get("norm_layers", "none") != "none":
+        levers.append("train-time BatchNorm folded into the saved weights")
+    if cfg.get("optimizer", "sgd") != "sgd":
+        levers.append(
+            f"{cfg['optimizer']} (lr {cfg.get('lr')}, weight decay {cfg.get('weight_decay')})"
+        )
+    if cfg.get("ema"):
+        levers.append(f"weight average {cfg['ema']}")
+    if cfg.get("head_init", "paper") != "paper":
+        levers.append(f"output layer started at {cfg['head_init']}")
+    if not levers:
+        return "the paper's (SGD with momentum, no normalisation layers)"
+    return "fast: " + ", ".join(levers)
 
 
 def card_markdown(card: dict) -> str:
