@@ -75,7 +75,8 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
     )
     assert (
         f"| bkstart-svm-aug0.5 | bkstart-svm | rotation +-22.5 deg, rescaling 45-51 px (half the "
-        f"paper's ranges) | 1 | {100 * r['val_acc']:.1f} | {e2} | 1 | {100 * s['val_acc']:.1f} | "
+        f"paper's ranges) | 1 ({r['train_seconds'] / 3600:.1f} h) | {100 * r['val_acc']:.1f} | {e2} | "
+        f"1 ({s['train_seconds'] / 3600:.1f} h) | {100 * s['val_acc']:.1f} | "
         f"{b2} |" in text
     )
     assert "- bkstart-svm-aug0.5, " not in text.split("## Recipes")[0]  # no paper figure

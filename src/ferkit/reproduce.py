@@ -732,7 +732,8 @@ def _recipe_section(by_name: dict[str, dict]) -> list[str]:
                 for m in recorded_tests(exp)
                 if (a := _acc(x, "PublicTest", m)) is not None
             )
-            cells += [f"{x['epochs_done']}", f"{100 * x['val_acc']:.1f}", test or "-"]
+            hours = f"{x['train_seconds'] / 3600:.1f} h"
+            cells += [f"{x['epochs_done']} ({hours})", f"{100 * x['val_acc']:.1f}", test or "-"]
         rows.append(f"| {exp.name} | {exp.base} | {exp.change} | " + " | ".join(cells) + " |")
     if not rows:
         return []
@@ -742,8 +743,8 @@ def _recipe_section(by_name: dict[str, dict]) -> list[str]:
         "",
         "Runs that change one thing of a paper experiment's recipe, to find what reaches the",
         "paper's figures soonest on a small budget (not in the paper; `ferkit reproduce",
-        "--experiments NAME`). Best validation % on the held-out 10 % of Training; test % on",
-        "PublicTest.",
+        "--experiments NAME`). Epochs with the training's wall time (each summary names its",
+        "machine); best validation % on the held-out 10 % of Training; test % on PublicTest.",
         "",
         "| recipe | varies | change | epochs | best validation | test | base: epochs | "
         "base: best validation | base: test |",
