@@ -6,6 +6,7 @@ safetensors, or ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -133,6 +134,8 @@ def meta_strings(model: FerModel) -> dict[str, str]:
     }
     if m.card:
         metadata["card"] = json.dumps(m.card)
+    if m.temperature is not None:
+        metadata["temperature"] = repr(float(m.temperature))
     return metadata
 
 
@@ -150,6 +153,7 @@ def meta_from_strings(
             config=json.loads(meta.get("config", "{}")),
             metrics=json.loads(meta.get("metrics", "{}")),
             card=json.loads(meta.get("card", "{}")),
+            temperature=float(meta["temperature"]) if "temperature" in meta else None,
         )
     except (KeyError, ValueError, TypeError) as e:
         raise ModelFileError(f"{path}: incomplete ferkit metadata ({e})") from None
@@ -176,6 +180,9 @@ def _metadata_problem(mm: ModelMeta, tensors: dict[str, torch.Tensor]) -> str | 
         return f"unknown network {mm.arch!r} (known: {', '.join(list_models())})"
     if mm.input_size != INPUT_SIZE:
         return f"model takes {mm.input_size}x{mm.input_size} input, not 42x42"
+    t = mm.temperature
+    if t is not None and not (math.isfinite(t) and t > 0):
+        return f"temperature must be a positive number, not {t}"
     for name in ("config", "metrics", "card"):
         if not isinstance(getattr(mm, name), dict):
             return f"metadata {name!r} is not a JSON object"

@@ -146,11 +146,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{r.split:<12} {r.method:<7} {r.views:>4} views  {r.n:>6} images  "
                 f"accuracy {100 * r.accuracy:6.2f} %  ({r.seconds:.1f} s)"
             )
+            if r.calibration:
+                c = r.calibration
+                at = f"temperature {c['temperature']}" if c["temperature"] else "no temperature"
+                print(
+                    f"{'':<21}calibration error (ECE) {100 * c['ece_softmax']:.1f} % with the "
+                    f"plain softmax, {100 * c['ece']:.1f} % with the model's ({at})"
+                )
             for group, accs in (r.by_view or {}).items():
                 cells = "  ".join(f"{k}: {100 * a:.2f}" for k, a in accs.items())
                 print(f"{'':<21}{group:<10} {cells}")
         if args.out:
-            print(f"wrote {args.out}/report.json, report.md, confusion.png", file=sys.stderr)
+            print(
+                f"wrote {args.out}/report.json, report.md, confusion.png, reliability.png",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -505,3 +505,18 @@ def _read_compact(path: Path) -> FerDataset:
         if len(s.labels) != len(s.images) or (len(s.labels) and s.labels.max() >= len(LABELS)):
             raise DataError(path, None, f"split {name!r}: labels do not match the images")
     return ds
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, per-class split of indices into (train, val); val gets ``fraction`` of each class."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in range(len(LABELS)):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        k = int(round(fraction * len(idx)))
+        val.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))

@@ -34,12 +34,16 @@ class EvalResult:
     confusion: list[list[int]]  # rows = true class, columns = predicted
     seconds: float
     by_view: dict | None = None  # evaluate(by_view=True): see view_breakdown
+    # expected calibration error of the probabilities, plain softmax and at the model's
+    # temperature, with their reliability diagrams' bins (see temperature.reliability)
+    calibration: dict | None = None
 
     def to_dict(self) -> dict:
-        """The ``report.json`` row (``by_view`` only when measured)."""
+        """The ``report.json`` row (``by_view`` and ``calibration`` only when measured)."""
         d = asdict(self)
-        if d["by_view"] is None:
-            del d["by_view"]
+        for key in ("by_view", "calibration"):
+            if d[key] is None:
+                del d[key]
         return d
 
 
@@ -67,6 +71,27 @@ def result_from_predictions(
         cm.tolist(),
         seconds,
     )
+
+
+def calibration_of(model: FerModel, averaged: np.ndarray, labels: np.ndarray) -> dict:
+    """ECE and reliability bins of the plain softmax (temperature 1) and of the model's own
+    probabilities (at its fitted temperature, when it has one)."""
+    from dataclasses import asdict
+
+    import torch
+
+    from .temperature import calibrated, reliability
+
+    scores = torch.as_tensor(averaged)
+    plain = reliability(calibrated(scores, model.loss, None), labels)
+    fitted = reliability(model.probabilities(scores), labels)
+    return {
+        "temperature": model.meta.temperature,
+        "ece_softmax": plain.ece,
+        "ece": fitted.ece,
+        "reliability_softmax": asdict(plain),
+        "reliability": asdict(fitted),
+    }
 
 
 def evaluate(
@@ -141,6 +166,7 @@ def evaluate(
             pred = scores.argmax(1)
             result = result_from_predictions(name, method, split.labels, pred, seconds)
             result.by_view = breakdown
+            result.calibration = calibration_of(model, scores, split.labels)
             results.append(result)
     return results
 
@@ -321,10 +347,14 @@ def plot_confusions(results: list[EvalResult], path: str | os.PathLike) -> None:
 
 
 def write_reports(report: dict, results: list[EvalResult], out: str | os.PathLike) -> None:
-    """``report.json``, ``report.md`` and ``confusion.png`` in ``out``."""
+    """``report.json``, ``report.md``, ``confusion.png`` and ``reliability.png`` in ``out``."""
+    from .figures import reliability_diagrams
+
     out = Path(out)
     with atomic_write(out / "report.json", "w") as fh:
         json.dump(report, fh, indent=1)
     with atomic_write(out / "report.md", "w") as fh:
         fh.write(report_markdown(report))
     plot_confusions(results, out / "confusion.png")
+    if any(r.calibration for r in results):
+        reliability_diagrams(results, out / "reliability.png")

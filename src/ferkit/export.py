@@ -85,6 +85,7 @@ def export_model(
     if dtype not in ("fp16", "fp32"):
         raise ValueError(f"dtype must be fp16 or fp32, not {dtype!r}")
     model = load_model(model_path)
+    _fit_missing_temperature(model, verify_data)
     torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
     check = None
     if verify_data and dtype == "fp16":
@@ -130,6 +131,7 @@ def build_card(model, dtype: str, summary: dict | None, check: ExportCheck | Non
             if k in cfg
         },
         "validation_accuracy": round(metrics.get("val_acc", float("nan")), 4),
+        "temperature": model.meta.temperature,
         "best_epoch": metrics.get("best_epoch"),
         "machine": cfg.get("machine"),
         "torch": cfg.get("torch", torch.__version__),
@@ -202,6 +204,7 @@ def export_onnx(
     )
 
     model = load_model(model_path)
+    _fit_missing_temperature(model, verify_data)
     model.meta.card = {**build_card(model, "fp32 (onnx)", None, None), **(card or {})}
     parity = None
     if verify_data:
@@ -219,6 +222,17 @@ def export_onnx(
         model.meta.card["onnx_check"] = asdict(parity)
     save_onnx(model, out)
     return parity
+
+
+def _fit_missing_temperature(model, data: str | None) -> None:
+    """A model trained before temperatures were fitted gets one from the validation part of
+    ``data``'s Training (the faces it was selected on), when data is given."""
+    if model.meta.temperature is not None or not data:
+        return
+    from .data import load_fer2013
+    from .temperature import fit_on_validation
+
+    model.meta.temperature = fit_on_validation(model, load_fer2013(data))
 
 
 def _measured(model_path, summary: dict | None) -> dict[tuple[str, str], float]:

@@ -82,3 +82,46 @@ def validation_curves(summaries: list[dict], out: str | os.PathLike) -> None:
     with atomic_write(out) as fh:
         fig.savefig(fh, format="png", dpi=100)
     plt.close(fig)
+
+
+def reliability_diagrams(results: list, path: str | os.PathLike) -> None:
+    """For each evaluated (split, method): accuracy against confidence per bin, the plain
+    softmax beside the probabilities at the model's temperature (a calibrated model lies on
+    the diagonal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in results if r.calibration]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.4), squeeze=False)
+    for ax, r in zip(axes[0], shown, strict=True):
+        cal = r.calibration
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":", label="calibrated")
+        for key, name, colour in (
+            ("reliability_softmax", f"softmax, ECE {100 * cal['ece_softmax']:.1f} %", "tab:red"),
+            ("reliability", f"T = {cal['temperature']}, ECE {100 * cal['ece']:.1f} %", "tab:blue"),
+        ):
+            rel = cal[key]
+            pts = [
+                (c, a)
+                for c, a, n in zip(
+                    rel["bin_confidence"], rel["bin_accuracy"], rel["bin_count"], strict=True
+                )
+                if n
+            ]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", color=colour, label=name)
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="confidence (top class's probability)",
+            ylabel="accuracy",
+            title=f"{r.split}, {r.method}",
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    with atomic_write(path) as fh:
+        fig.savefig(fh, format="png", dpi=100)
+    plt.close(fig)

@@ -28,6 +28,7 @@ class ModelMeta:
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    temperature: float | None = None  # divides the outputs before the softmax (None: 1)
 
 
 class FerModel(nn.Module):
@@ -125,8 +126,13 @@ class FerModel(nn.Module):
         return _average(torch.zeros(0, n_views, len(self.labels), device=dev), cells)
 
     def probabilities(self, averaged: torch.Tensor) -> torch.Tensor:
-        """Class probabilities from :meth:`score`'s output (softmax of SVM scores, see losses)."""
-        return probabilities(averaged, self.loss)
+        """Class probabilities from :meth:`score`'s output, at the model's fitted temperature
+        (see ``temperature``; a model without one gives the plain softmax of losses)."""
+        from .temperature import calibrated
+
+        if self.meta.temperature is None:
+            return probabilities(averaged, self.loss)
+        return calibrated(averaged, self.loss, self.meta.temperature)
 
 
 def _average(per_view: torch.Tensor, cells: torch.Tensor | None) -> torch.Tensor:

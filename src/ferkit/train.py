@@ -32,9 +32,9 @@ import torch.distributed as dist
 from .atomic import atomic_write, remove_stale_temporaries
 from .augment import AugmentConfig, augment, center_crop
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
-from .data import DataError, load_fer2013
+from .data import DataError, load_fer2013, stratified_split
 from .device import autocast, autocast_dtype, memory_format, resolve_device
-from .labels import LABELS, TRAIN_SPLIT
+from .labels import TRAIN_SPLIT
 from .losses import LOSSES, get_loss
 from .model import FerModel, ModelMeta
 from .models import create_model, list_models
@@ -154,21 +154,6 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def stratified_split(
-    labels: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, per-class split of indices into (train, val); val gets ``fraction`` of each class."""
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for c in range(len(LABELS)):
-        idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
-        k = int(round(fraction * len(idx)))
-        val.append(idx[:k])
-        train.append(idx[k:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
 def shard(indices: torch.Tensor, rank: int, world: int) -> torch.Tensor:
@@ -578,10 +563,29 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                 )
         if cfg.trace_shards:
             _trace_weights(cfg.trace_shards, di.rank, net)
+    if di.main and (out / "model.safetensors").exists():
+        t = _fit_temperature(out / "model.safetensors", val_imgs, val_lbls)
+        if t is not None:
+            say(f"probabilities: temperature {t:g} fitted on the {len(val_lbls)} validation faces")
     if di.world > 1:
         dist.barrier()
     say(f"{stop_reason}: best validation accuracy {best_val:.4f} at epoch {best_epoch}")
     return TrainResult(str(out), history[-1].epoch if history else 0, best_epoch, best_val, history)
+
+
+def _fit_temperature(path: Path, images: np.ndarray, labels: np.ndarray):
+    """Fit the saved best model's temperature on the validation faces (Eval1, as ``predict``
+    scores) and store it in the file; a file that has one already (no new best since) is
+    left as it is."""
+    from .checkpoint import load_model
+    from .temperature import fit_temperature
+
+    model = load_model(path)
+    if model.meta.temperature is not None:
+        return None
+    model.meta.temperature = fit_temperature(model.score(images, "eval1").cpu(), labels, model.loss)
+    save_model(model, path)
+    return model.meta.temperature
 
 
 def saved_network(net: torch.nn.Module, plain: torch.nn.Module) -> torch.nn.Module:
