@@ -65,6 +65,7 @@ def test_evaluate_writes_reports(tiny_run, tmp_path):
         "per_class_accuracy",
         "confusion",
         "seconds",
+        "calibration",
     }
     rows = rep["results"]
     assert [(x["split"], x["method"]) for x in rows] == [
