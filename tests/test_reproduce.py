@@ -87,7 +87,7 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
         summaries, tmp_path / "elsewhere" / summaries.name, ignore=shutil.ignore_patterns("figures")
     )
     shutil.move(tmp_path / "out", tmp_path / "out-moved")
-    assert write_report(copy, tmp_path / "again.md") == text
+    assert write_report(copy, copy.parent / "REPRODUCTION.md") == text
     shutil.move(tmp_path / "out-moved", tmp_path / "out")
     # a second call skips what is finished
     mtime = (summaries / "bkstart-svm.json").stat().st_mtime_ns
