@@ -192,6 +192,6 @@ def load_with_backend(
         return load_model(path, device, int8=int8)
     if int8:
         raise ValueError("--int8 is torch's int8 network; the ONNX backend runs fp32")
-    if torch.device(device).type not in ("cpu",) and str(device) != "auto":
+    if str(device) != "auto" and torch.device(device).type != "cpu":
         raise ValueError(f"the ONNX backend runs on the CPU, not on {device}")
     return load_onnx(path) if is_onnx else to_onnx_backend(load_model(path))

@@ -215,10 +215,7 @@ def ema_decay(decay: float, step: int) -> float:
 def update_ema(average: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
     """average <- decay * average + (1 - decay) * net, over parameters and float buffers
     (BatchNorm's running statistics); integer buffers are copied."""
-    pairs = [
-        (a, b)
-        for a, b in zip(average.state_dict().values(), net.state_dict().values(), strict=True)
-    ]
+    pairs = list(zip(average.state_dict().values(), net.state_dict().values(), strict=True))
     floats = [(a, b) for a, b in pairs if a.is_floating_point()]
     if floats:
         torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1.0 - decay)
@@ -495,10 +492,8 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
             )
 
         # ---- validation (each rank scores its share of the validation set)
-        judged_net = average if average is not None else net  # what is validated and saved
-        val_loss, val_acc = _validate(
-            judged_net if average is not None else model_net, x_val, y_val, loss_fn, device, amp, di
-        )
+        judged = average if average is not None else model_net  # what is validated and saved
+        val_loss, val_acc = _validate(judged, x_val, y_val, loss_fn, device, amp, di)
         lr_now = optimizer.param_groups[0]["lr"]
         if cfg.schedule == "plateau" and epoch >= cfg.warmup_epochs:
             plateau.step(train_loss)
@@ -533,7 +528,11 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                     "epochs_done": epoch,
                 }
                 save_model(
-                    FerModel(saved_network(judged_net, plain), normalizer, meta),
+                    FerModel(
+                        saved_network(average if average is not None else net, plain),
+                        normalizer,
+                        meta,
+                    ),
                     out / "model.safetensors",
                 )
             _write_metrics(history, out / "metrics.jsonl")
