@@ -214,9 +214,8 @@ def test_webcam_loop_in_headless_chromium(server_url, browser):
     page.on("response", lambda r: answers.append(r.status) if "/v1/predict" in r.url else None)
     page.goto(server_url)
     page.click("#camera")
-    page.wait_for_function(
-        "document.getElementById('status').textContent.includes('live')", timeout=60_000
-    )
+    # a locator wait, not wait_for_function: the page's policy forbids eval, as it should
+    page.locator("#status", has_text="live").wait_for(timeout=60_000)
     deadline = time.time() + 30
     while len(answers) < 3 and time.time() < deadline:
         page.wait_for_timeout(200)

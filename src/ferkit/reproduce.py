@@ -214,6 +214,20 @@ RECIPES: tuple[Experiment, ...] = (
         change=FAST_CHANGE,
         **FAST,
     ),
+    Experiment(
+        "bkvgg12-svm-fast-e50",
+        "recipe",
+        "bkvgg12",
+        "svm",
+        True,
+        ("center", "eval1", "eval2"),
+        {},
+        epochs=50,
+        schedule="cosine",
+        base="bkvgg12-svm-fast",
+        change="50 epochs: twice the fast recipe's cosine schedule, stretched",
+        **FAST,
+    ),
 )
 #: Tests every summary records besides its table's: cheap (1 and 10 views a face against
 #: Eval2's 648), so that any two runs, recipes and their bases included, compare on each test.
