@@ -329,3 +329,49 @@ def test_stalled_and_vanishing_clients(tiny_run, tmp_path):
     text = (tmp_path / "server.log").read_text()
     assert "Traceback" not in text
     assert text.count("disconnected after") == 5
+
+
+def test_concurrent_requests_share_network_calls(rec, jpeg):
+    """16 requests at once: the same answers as one at a time, in fewer network calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = rec.predict(jpeg)
+    cfg = ServeConfig(queue=32, workers=4, batch_window_ms=200, max_batch_faces=64)
+    app = create_app(rec, cfg)
+    with TestClient(app) as c:
+        post = lambda _: c.post("/v1/predict", content=jpeg)  # noqa: E731
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(post, range(16)))
+    assert [a.status_code for a in answers] == [200] * 16
+    for a in answers:
+        faces = a.json()["faces"]
+        assert [f["box"] for f in faces] == [f.box.to_dict() for f in alone]
+        assert [f["label"] for f in faces] == [f.label for f in alone]
+        got = [list(f["scores"].values()) for f in faces]
+        assert np.allclose(got, [list(f.scores.values()) for f in alone], atol=1e-5)
+    assert app.state.batcher.calls < 16  # batched: some calls served several requests
+
+
+def test_without_batching_each_request_is_its_own_call(rec, jpeg):
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app(rec, ServeConfig(queue=32, workers=4, batch_window_ms=0))
+    with TestClient(app) as c, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: c.post("/v1/predict", content=jpeg), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert app.state.batcher.calls == 8
+
+
+def test_a_failing_batch_fails_its_requests_and_the_server_goes_on(rec, jpeg, monkeypatch):
+    from ferkit.detect import Box
+    from ferkit.serve.batcher import FaceBatcher
+
+    batcher = FaceBatcher(rec, window_s=0.05)
+    crops = np.zeros((2, 48, 48), np.uint8)
+    boxes = [Box(0, 0, 48, 48)] * 2
+    monkeypatch.setattr(rec, "classify", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        batcher.classify(crops, boxes, None)
+    monkeypatch.undo()
+    assert [f.box for f in batcher.classify(crops, boxes, "center")] == boxes
+    batcher.close()

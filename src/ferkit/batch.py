@@ -7,7 +7,7 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +31,7 @@ def iter_inputs(paths: list[str], warn: Callable[[str], None] | None = None) -> 
     sorted). Anything that is not a regular file (a FIFO, socket or device, which would block
     or never end) is skipped with a message through ``warn``."""
     wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    warn = warn or _warn
+    warn = warn or warn_line
     out = []
     for p in map(str, paths):
         if os.path.isdir(p):
@@ -168,20 +168,20 @@ def predict_paths(
                     _save_annotated(rgb, faces_by_frame[0][1], dest)
         except (ImageError, OSError) as e:
             summary.failed += 1
-            _warn(str(e) if str(e).startswith(f) else f"{f}: {e}")
+            warn_line(str(e) if str(e).startswith(f) else f"{f}: {e}")
             continue
         finally:
             if bar:
                 bar.update()
         all_faces = [face for _, faces in faces_by_frame for face in faces]
         if not all_faces:
-            _warn(f"{f}: no face found")
+            warn_line(f"{f}: no face found")
         summary.faces += len(all_faces)
         summary.with_face += bool(all_faces)
         for frame, faces in faces_by_frame:
             for face in faces:
                 if as_json:
-                    emit(json.dumps({"file": f, "frame": frame, **face.to_dict()}))
+                    emit(json.dumps(face_record(f, frame, face)))
                 else:
                     b = face.box
                     where = f"{f}" + (f" frame {frame}" if frame is not None else "")
@@ -198,7 +198,34 @@ def predict_paths(
     return summary
 
 
-def _warn(msg: str) -> None:
+def face_record(file: str, frame: int | None, face: Face) -> dict:
+    """One ``predict --json`` record: the face's file, video frame (None for a photo) and
+    :meth:`Face.to_dict`."""
+    return {"file": file, "frame": frame, **face.to_dict()}
+
+
+def face_records(
+    rec: Recognizer,
+    images: Sequence,
+    files: Sequence[str],
+    frames: Sequence[int | None] | None = None,
+    detect: bool = True,
+    color: str = "rgb",
+) -> list[dict]:
+    """The batch function any engine wraps: decoded images in, one record per face out (in
+    image order, largest face first), every face of the batch in one network pass. Nothing but
+    ``rec`` is used, so a worker that holds a :class:`Recognizer` can call it on any batch."""
+    frames = [None] * len(images) if frames is None else frames
+    faces = rec.predict_many(images, color=color, detect=detect)
+    return [
+        face_record(file, frame, face)
+        for file, frame, found in zip(files, frames, faces, strict=True)
+        for face in found
+    ]
+
+
+def warn_line(msg: str) -> None:
+    """One ``ferkit: ...`` line on stderr: how a batch reports an input and goes on."""
     print(f"ferkit: {msg}", file=sys.stderr)
 
 
@@ -247,20 +274,12 @@ def _predict_video(
     rec: Recognizer, path: str, detect: bool, dest: Path | None, every: int, progress: bool
 ) -> list[tuple[int, list[Face]]]:
     """Faces per analysed frame (every ``every``-th); an annotated copy of the video at ``dest``."""
+    fps = video_fps(path)  # first: without OpenCV, the clear error
+    import cv2
+
+    writer, results = None, []
     try:
-        import cv2
-    except ImportError:
-        raise ImageError(f"{path}: videos need OpenCV: pip install 'ferkit[detect]'") from None
-    cap = cv2.VideoCapture(path)
-    if not cap.isOpened():
-        raise ImageError(f"{path}: unreadable video")
-    writer, results, k = None, [], 0
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
+        for k, bgr in iter_frames(path):
             if k % every == 0:
                 faces = rec.predict(bgr, color="bgr", detect=detect)
                 results.append((k, faces))
@@ -275,14 +294,70 @@ def _predict_video(
                         str(dest), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
                     )
                 writer.write(rgb[..., ::-1].copy())
-            k += 1
     finally:
-        cap.release()
         if writer is not None:
             writer.release()
-    if k == 0:
-        raise ImageError(f"{path}: no frames could be read")
     return results
+
+
+def _open_video(path: str):
+    try:
+        import cv2
+    except ImportError:
+        raise ImageError(f"{path}: videos need OpenCV: pip install 'ferkit[detect]'") from None
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise ImageError(f"{path}: unreadable video")
+    return cap
+
+
+def video_fps(path: str) -> float:
+    """The video's frame rate (25 where the file does not say)."""
+    import cv2
+
+    cap = _open_video(path)
+    try:
+        return cap.get(cv2.CAP_PROP_FPS) or 25.0
+    finally:
+        cap.release()
+
+
+def video_frame_count(path: str) -> int:
+    """The frame count the container states (an estimate for some formats: a range past the
+    end just reads fewer frames)."""
+    import cv2
+
+    cap = _open_video(path)
+    try:
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        cap.release()
+
+
+def iter_frames(path: str, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, object]]:
+    """(index, BGR frame) for frames ``start`` to ``stop`` (the end if None), so that one long
+    video can be read in pieces by several workers. ImageError when the video yields no frame
+    at all, or cannot seek to ``start``."""
+    import cv2
+
+    cap = _open_video(path)
+    try:
+        if start:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+            if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) != start:
+                raise ImageError(f"{path}: cannot seek to frame {start}")
+        k, any_frame = start, False
+        while stop is None or k < stop:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            any_frame = True
+            yield k, bgr
+            k += 1
+        if not any_frame and start == 0:
+            raise ImageError(f"{path}: no frames could be read")
+    finally:
+        cap.release()
 
 
 def run_camera(rec: Recognizer, index: int) -> None:

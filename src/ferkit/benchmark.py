@@ -9,7 +9,7 @@ import torch
 
 from .argtypes import POSITIVE_INT
 
-BENCHMARKS = ("train", "evaluate", "predict", "serve")
+BENCHMARKS = ("train", "evaluate", "predict", "serve", "engine")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +36,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=POSITIVE_INT, default=64, help="evaluate: images to score")
     p.add_argument("--clients", type=POSITIVE_INT, default=8, help="serve: concurrent clients")
     p.add_argument("--requests", type=POSITIVE_INT, default=2000, help="serve: requests in all")
+    p.add_argument(
+        "--photos",
+        type=POSITIVE_INT,
+        default=1000,
+        help="engine: photos in the generated folder (640x480 JPEGs with one face)",
+    )
+    p.add_argument(
+        "--workers",
+        type=POSITIVE_INT,
+        nargs="+",
+        default=[1, 2],
+        help="engine: Ray worker counts to measure",
+    )
 
 
 def run(what: str, args: argparse.Namespace) -> dict:
@@ -49,6 +62,8 @@ def run(what: str, args: argparse.Namespace) -> dict:
         return bench_predict(args.model, args.arch, args.photo, args.device)
     if what == "serve":
         return bench_serve(args.model, args.photo, args.clients, args.requests)
+    if what == "engine":
+        return bench_engine(args.model, args.photo, args.photos, args.workers)
     raise ValueError(f"unknown benchmark {what!r}")
 
 
@@ -265,9 +280,30 @@ def _timings(rec, one, faces, jpeg, name: str) -> dict:
     }
 
 
+#: ``ferkit serve`` options of each measured configuration: today's default, and the server as
+#: it was before it batched (one request's faces at a time, one inference thread).
+SERVE_VARIANTS = {"batched": [], "one_at_a_time": ["--workers", "1", "--batch-window-ms", "0"]}
+
+
 def bench_serve(model: str | None, photo: str | None, clients: int, requests: int) -> dict:
-    """Start ``ferkit serve`` on loopback, drive it with ``clients`` concurrent clients for
-    ``requests`` POSTs of a 640x480 photo; throughput, latency percentiles, errors (503 counts)."""
+    """``ferkit serve`` on loopback, in each of :data:`SERVE_VARIANTS`, driven by ``clients``
+    concurrent clients for ``requests`` POSTs of a 640x480 photo; a client retries a 503 after
+    20 ms. Throughput, latency percentiles (of answered requests, retries included), 503s and
+    other errors per variant, and the batched server's speed-up, all in one run."""
+    out: dict = {"benchmark": "serve", "clients": clients, "requests": requests}
+    for name, options in SERVE_VARIANTS.items():
+        r = _drive_server(model, photo, clients, requests, options)
+        prefix = "" if name == "batched" else f"{name}_"
+        out.update({f"{prefix}{k}": v for k, v in r.items()})
+    out["speedup"] = round(
+        out["requests_per_s"] / max(out["one_at_a_time_requests_per_s"], 1e-9), 2
+    )
+    return out
+
+
+def _drive_server(
+    model: str | None, photo: str | None, clients: int, requests: int, options: list[str]
+) -> dict:
     import http.client
     import socket
     import subprocess
@@ -280,7 +316,7 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "ferkit.cli", "serve", "--port", str(port), "--quiet"]
+    cmd = [sys.executable, "-m", "ferkit.cli", "serve", "--port", str(port), "--quiet", *options]
     if model:
         cmd += ["--model", model]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -288,18 +324,22 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
         wait_healthy(port, server)
 
         def one(_):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            t0 = time.perf_counter()
-            try:
-                conn.request(
-                    "POST", "/v1/predict", body=jpeg, headers={"Content-Type": "image/jpeg"}
-                )
-                status = conn.getresponse().status
-            except OSError:
-                status = 0
-            finally:
-                conn.close()
-            return time.perf_counter() - t0, status
+            t0, busy = time.perf_counter(), 0
+            while True:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                try:
+                    conn.request(
+                        "POST", "/v1/predict", body=jpeg, headers={"Content-Type": "image/jpeg"}
+                    )
+                    status = conn.getresponse().status
+                except OSError:
+                    status = 0
+                finally:
+                    conn.close()
+                if status != 503:
+                    return time.perf_counter() - t0, status, busy
+                busy += 1
+                time.sleep(0.02)
 
         t0 = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
@@ -309,12 +349,9 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
         server.terminate()
         server.wait(timeout=30)
     lat = np.array([r[0] for r in results])
-    errors = sum(r[1] != 200 for r in results)
     return {
-        "benchmark": "serve",
-        "clients": clients,
-        "requests": requests,
-        "errors": int(errors),
+        "errors": int(sum(r[1] != 200 for r in results)),
+        "busy_503": int(sum(r[2] for r in results)),
         "requests_per_s": round(requests / wall, 1),
         "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
         "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1),
@@ -338,3 +375,56 @@ def wait_healthy(port: int, server, timeout: float = 120) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("the server did not become healthy in time")
+
+
+def bench_engine(model: str | None, photo: str | None, photos: int, workers: list[int]) -> dict:
+    """``predict`` over one folder of ``photos`` 640x480 JPEGs (the photo shifted a little each
+    time), with the local path (1 thread, then all of torch's) and with Ray's pools of each
+    size in ``workers``, one run; Ray's cluster start is timed apart, its actors' start-up
+    (each loads the model) is inside each row. Overhead per photo: Ray with 1 worker against
+    the local path with 1 thread, which do the same work."""
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    from .batch import predict_paths
+    from .predict import Recognizer
+    from .ray_engine import RecognizerSpec, predict_paths_ray, start_ray, stop_ray
+
+    base = Image.open(io.BytesIO(photo_640x480(photo)))
+    rows: dict = {}
+    with tempfile.TemporaryDirectory(prefix="ferkit-engine-") as tmp:
+        for i in range(photos):
+            shifted = Image.new("RGB", base.size, (90, 90, 90))
+            shifted.paste(base, ((i % 21) - 10, (i // 21 % 11) - 5))
+            shifted.save(Path(tmp) / f"{i:05d}.jpg", quality=90)
+        threads = torch.get_num_threads()
+        for n in sorted({1, threads}):
+            torch.set_num_threads(n)
+            t = time.perf_counter()
+            predict_paths(Recognizer(model), [tmp], progress=False, emit=lambda _: None)
+            rows[f"local_{n}_thread"] = time.perf_counter() - t
+        torch.set_num_threads(threads)
+        t = time.perf_counter()
+        start_ray(cpus=max(workers))
+        ray_start = time.perf_counter() - t
+        try:
+            for n in workers:
+                t = time.perf_counter()
+                predict_paths_ray(
+                    [tmp], RecognizerSpec(model=model), workers=n, emit=lambda _: None
+                )
+                rows[f"ray_{n}_worker"] = time.perf_counter() - t
+        finally:
+            stop_ray()
+    per_photo = (rows.get("ray_1_worker", float("nan")) - rows["local_1_thread"]) / photos
+    return {
+        "benchmark": "engine",
+        "photos": photos,
+        "ray_cluster_start_s": round(ray_start, 1),
+        **{f"{k}_photos_per_s": round(photos / v, 1) for k, v in rows.items()},
+        **{f"{k}_s": round(v, 1) for k, v in rows.items()},
+        "ray_overhead_ms_per_photo": round(1000 * per_photo, 2),
+    }

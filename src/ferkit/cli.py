@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -164,10 +165,54 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
+    """``predict --engine ray``: the same records from a pool of Ray actors."""
+    from .predict import DEFAULT_MARGIN
+
+    try:
+        from .ray_engine import RecognizerSpec, output_format, predict_paths_ray
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+    if args.camera is not None:
+        raise UsageError("--camera runs locally: leave out --engine ray")
+    if args.device not in ("auto", "cpu"):
+        raise UsageError("--engine ray runs each worker on one CPU: leave out --device")
+    try:
+        output_format(args.out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    spec = RecognizerSpec(
+        model=None if args.model is None else os.path.abspath(args.model),
+        views=args.views,
+        margin=DEFAULT_MARGIN if args.margin is None else args.margin,
+        max_pixels=int(args.max_megapixels * 1e6),
+        int8=args.int8,
+        backend=args.backend,
+        detect=not args.no_detect,
+        every=args.every,
+    )
+    try:
+        return predict_paths_ray(
+            args.paths,
+            spec,
+            out=args.out,
+            workers=args.workers,
+            address=args.address,
+            labels=labels,
+        )
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .batch import predict_paths, read_labels, run_camera
     from .predict import DEFAULT_MARGIN, Recognizer
 
+    if args.engine == "ray":  # each worker loads the model itself
+        if not args.paths:
+            raise UsageError("predict needs image, folder or video paths")
+        labels = read_labels(args.labels) if args.labels else None
+        return _predict_done(args, labels, _predict_ray(args, labels))
     rec = Recognizer(
         args.model,
         device=args.device,
@@ -195,6 +240,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         labels=labels,
         every=args.every,
     )
+    return _predict_done(args, labels, summary)
+
+
+def _predict_done(args: argparse.Namespace, labels: dict[str, str] | None, summary) -> int:
+    """The labels summary (stderr, and --json's last line), and the exit status."""
     if labels is not None:
         s = summary.to_dict()
         text = (
@@ -227,6 +277,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_pixels=int(args.max_megapixels * 1e6),
         cors_origins=tuple(args.cors or ()),
         body_timeout_s=args.timeout,
+        workers=args.workers,
+        batch_window_ms=args.batch_window_ms,
+        max_batch_faces=args.max_batch,
     )
     print(
         f"ferkit: serving on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr
@@ -341,7 +394,10 @@ def _cmd_augment_preview(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from . import benchmark
 
-    result = benchmark.run(args.what, args)
+    try:
+        result = benchmark.run(args.what, args)
+    except ImportError as e:  # an optional extra the benchmark needs (e.g. engine: ferkit[ray])
+        raise UsageError(str(e)) from None
     if args.json:
         print(json.dumps(result))
     else:
@@ -601,8 +657,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--no-detect", action="store_true", help="each input is already a cropped face")
     sp.add_argument("--labels", metavar="CSV", help="file,label CSV: print the accuracy summary")
-    sp.add_argument("--out", help="folder for annotated copies of images and videos")
+    sp.add_argument(
+        "--out",
+        help="folder for annotated copies of images and videos (--engine ray: the records "
+        "file, .jsonl or .parquet)",
+    )
     sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    sp.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): this process; ray: a pool of Ray Data workers, each with its own "
+        "copy of the model, videos split into frame ranges; prints JSON lines, or writes them "
+        "to --out (pip install 'ferkit[ray]')",
+    )
+    sp.add_argument(
+        "--workers",
+        type=POSITIVE_INT,
+        help="--engine ray: workers, one CPU each (default: one per CPU of the cluster)",
+    )
+    sp.add_argument(
+        "--address",
+        help="--engine ray: an existing Ray cluster (e.g. ray://head:10001 or auto); default: a "
+        "local cluster sized to this machine (or to --workers)",
+    )
     sp.add_argument(
         "--every", type=POSITIVE_INT, default=1, help="videos: analyse every N-th frame"
     )
@@ -652,6 +730,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=POSITIVE_INT,
         default=16,
         help="requests admitted at once (running + waiting); more get 503",
+    )
+    sp.add_argument(
+        "--workers",
+        type=POSITIVE_INT,
+        help="threads decoding and detecting uploads (default: the machine's cores)",
+    )
+    sp.add_argument(
+        "--batch-window-ms",
+        type=NON_NEGATIVE,
+        default=5,
+        metavar="MS",
+        help="how long the faces of one request wait for other requests' faces to share a "
+        "network call (0: no batching, each request's faces alone)",
+    )
+    sp.add_argument(
+        "--max-batch",
+        type=POSITIVE_INT,
+        default=64,
+        help="faces per network call at most",
     )
     sp.add_argument(
         "--cors", nargs="+", metavar="ORIGIN", help="allow these origins (CORS is off by default)"

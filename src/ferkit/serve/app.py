@@ -1,6 +1,9 @@
-"""The FastAPI application (imported only by ``ferkit serve``: fastapi is an optional extra). Inference runs in one worker thread behind a bounded queue, so the
-event loop stays responsive and overload is a fast 503, never a pile-up; bad input is a JSON
-error with 400/413/415/422, never a 500."""
+"""The FastAPI application (imported only by ``ferkit serve``: fastapi is an optional extra).
+
+Requests are admitted up to ``queue`` at once (more get a fast 503, never a pile-up); each
+decodes and detects in a worker thread, and the faces of concurrent requests go through the
+network together (:mod:`ferkit.serve.batcher`), so the event loop stays responsive and the
+cores stay busy. Bad input is a JSON error with 400/408/413/415/422, never a 500."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from starlette.requests import ClientDisconnect
 
 from ..images import ImageError
 from ..predict import Recognizer
+from .batcher import FaceBatcher
 
 STATIC = files("ferkit.serve") / "static"
 
@@ -35,6 +39,9 @@ class ServeConfig:
     max_pixels: int = 40_000_000
     cors_origins: tuple[str, ...] = ()
     body_timeout_s: float = 30.0  # a client that sends nothing for this long is dropped (408)
+    workers: int | None = None  # threads decoding and detecting (default: the machine's cores)
+    batch_window_ms: float = 5.0  # how long a batch waits for more faces (0: no batching)
+    max_batch_faces: int = 64  # faces per network call at most
 
 
 #: Sent with every answer; the page's policy allows only its own files (no inline code).
@@ -79,7 +86,12 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
         redoc_url=None,
         description="Facial expression recognition (BKVGG CNNs on FER-2013).",
     )
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferkit-infer")
+    import os
+
+    pool = ThreadPoolExecutor(
+        max_workers=cfg.workers or os.cpu_count() or 1, thread_name_prefix="ferkit-request"
+    )
+    batcher = FaceBatcher(recognizer, cfg.batch_window_ms / 1000, cfg.max_batch_faces)
     admission = _Admission(cfg.queue)
     limit = int(cfg.max_upload_mb * 1024 * 1024)
     if cfg.cors_origins:
@@ -153,7 +165,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
                 )
             loop = asyncio.get_running_loop()
             width, height, faces = await loop.run_in_executor(
-                pool, _infer, recognizer, data, views, detect, cfg.max_pixels
+                pool, _infer, recognizer, batcher, data, views, detect, cfg.max_pixels
             )
         except ImageError as e:
             msg = str(e).replace("<bytes>: ", "")
@@ -179,6 +191,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
         )
 
     app.state.admission = admission
+    app.state.batcher = batcher
     return app
 
 
@@ -223,11 +236,25 @@ def _public(meta: dict) -> dict:
     return {**meta, "config": config}
 
 
-def _infer(recognizer: Recognizer, data: bytes, views: str | None, detect: bool, max_pixels: int):
+def _infer(
+    recognizer: Recognizer,
+    batcher: FaceBatcher,
+    data: bytes,
+    views: str | None,
+    detect: bool,
+    max_pixels: int,
+):
+    """(width, height, faces) of one upload: decoded and detected in this worker thread, the
+    faces classified in the batch they join."""
+    import numpy as np
+
     from ..images import load_image
 
     rgb = load_image(data, max_pixels=max_pixels)
-    return rgb.shape[1], rgb.shape[0], recognizer.predict(rgb, detect=detect, views=views)
+    found = recognizer.find_faces(rgb, detect=detect)
+    crops = np.stack([c for _, c in found]) if found else np.zeros((0, 48, 48), np.uint8)
+    faces = batcher.classify(crops, [b for b, _ in found], views)
+    return rgb.shape[1], rgb.shape[0], faces
 
 
 async def _multipart_file(request, data: bytes) -> bytes | str:
