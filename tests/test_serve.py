@@ -141,23 +141,15 @@ BROWSER_ARGS = [
 
 @pytest.fixture(scope="module")
 def server_url(tiny_run):
-    """``ferkit serve`` in a subprocess on a free loopback port."""
+    """``ferkit serve`` in a subprocess on a free loopback port: the tiny test model, or the
+    shipped one when the run makes the README's screenshot (which must show what users get)."""
     from ferkit.benchmark import wait_healthy
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [
-        sys.executable,
-        "-m",
-        "ferkit.cli",
-        "serve",
-        "--model",
-        str(tiny_run),
-        "--port",
-        str(port),
-        "--quiet",
-    ]
+    model = [] if os.environ.get("FERKIT_SCREENSHOT") else ["--model", str(tiny_run)]
+    cmd = [sys.executable, "-m", "ferkit.cli", "serve", *model, "--port", str(port), "--quiet"]
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     try:
         wait_healthy(port, server)

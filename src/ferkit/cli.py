@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .argtypes import COUNT, NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, number
+from .images import MAX_PIXELS
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
 DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (ferkit data --save)"
@@ -693,8 +694,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--max-megapixels",
         type=POSITIVE,
-        default=50,
-        help="refuse larger images (decompression-bomb guard)",
+        default=MAX_PIXELS / 1e6,
+        help="refuse larger images (decompression-bomb guard; the same default as serve's)",
     )
     sp.add_argument(
         "--camera",
@@ -716,7 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sp.add_argument("--port", type=PORT, default=8000, help="port to listen on")
     sp.add_argument("--max-upload-mb", type=POSITIVE, default=10, help="larger uploads get 413")
-    sp.add_argument("--max-megapixels", type=POSITIVE, default=40, help="larger images get 413")
+    sp.add_argument(
+        "--max-megapixels",
+        type=POSITIVE,
+        default=MAX_PIXELS / 1e6,
+        help="larger images get 413 (the same default as predict's)",
+    )
     sp.add_argument(
         "--timeout",
         type=POSITIVE,

@@ -8,6 +8,7 @@ Two calls from a photo to ``[(box, label, scores)]``::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,16 +105,20 @@ class Recognizer:
             raise ValueError(f"views must be 'center' or 'eval1', not {views!r}")
         self.views, self.margin, self.batch, self.max_pixels = views, margin, batch, max_pixels
         self._detector_spec = detector
-        self._detector: FaceDetector | None = None
+        self._detectors = threading.local()
         self._dtype = autocast_dtype(dev)
 
     @property
     def detector(self) -> FaceDetector:
-        """Created on first use, so ``detect=False`` work never needs OpenCV."""
-        if self._detector is None:
-            spec = self._detector_spec
-            self._detector = create_detector(spec) if isinstance(spec, str) else spec
-        return self._detector
+        """Created on first use, so ``detect=False`` work never needs OpenCV; one per thread
+        when made from a name, because OpenCV's cascade gives wrong boxes when two threads
+        share one (a detector object passed in is the caller's to share or not)."""
+        spec = self._detector_spec
+        if not isinstance(spec, str):
+            return spec
+        if (made := getattr(self._detectors, "detector", None)) is None:
+            made = self._detectors.detector = create_detector(spec)
+        return made
 
     def predict(
         self, image, color: str = "rgb", detect: bool = True, views: str | None = None

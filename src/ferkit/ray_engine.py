@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .batch import BatchSummary, face_records, iter_frames, iter_inputs, warn_line
-from .images import ImageError
+from .images import MAX_PIXELS, ImageError
 from .labels import LABELS
 
 #: Frames of a video per task: small enough that a 10-minute video spreads over many workers,
@@ -55,7 +55,7 @@ class RecognizerSpec:
     model: str | None = None
     views: str = "eval1"
     margin: float = 0.0
-    max_pixels: int = 50_000_000
+    max_pixels: int = MAX_PIXELS
     int8: bool = False
     backend: str = "torch"
     detect: bool = True

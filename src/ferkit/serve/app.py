@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ..images import ImageError
+from ..images import MAX_PIXELS, ImageError
 from ..predict import Recognizer
 from .batcher import FaceBatcher
 
@@ -36,7 +36,7 @@ class ServeConfig:
 
     max_upload_mb: float = 10.0
     queue: int = 16  # requests admitted at once (running + waiting); more get 503
-    max_pixels: int = 40_000_000
+    max_pixels: int = MAX_PIXELS
     cors_origins: tuple[str, ...] = ()
     body_timeout_s: float = 30.0  # a client that sends nothing for this long is dropped (408)
     workers: int | None = None  # threads decoding and detecting (default: the machine's cores)
