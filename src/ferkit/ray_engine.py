@@ -273,9 +273,9 @@ def predict_paths_ray(
     if files:
         start_ray(address, cpus=workers)
         tasks = tasks_for(files, video_chunk)
-        ds = ray.data.from_items(
+        ds = ray.data.from_items(  # a block per actor call: Ray's per-block cost is paid once
             [{"file": t.file, "start": t.start, "stop": t.stop} for t in tasks],
-            override_num_blocks=len(tasks),
+            override_num_blocks=-(-len(tasks) // TASKS_PER_CALL),
         )
         records = predict_dataset(ds, spec, workers)
         batches = records.iter_batches(batch_format="pyarrow", batch_size=None)
