@@ -155,6 +155,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
             if isinstance(body, str):
                 return error(408, body)
             data = bytes(body)
+            del body  # one copy of each admitted upload in memory, not two
             if request.headers.get("content-type", "").startswith("multipart/form-data"):
                 data = await _multipart_file(request, data)
                 if isinstance(data, str):
