@@ -132,6 +132,13 @@ def read_labels(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
+def label_for(labels: dict[str, str] | None, path: str) -> str | None:
+    """``path``'s true label in a :func:`read_labels` table: by path, else by file name."""
+    if labels is None:
+        return None
+    return labels.get(path) or labels.get(os.path.basename(path))
+
+
 def predict_paths(
     rec: Recognizer,
     paths: list[str],
@@ -189,10 +196,8 @@ def predict_paths(
                         f"{where}: {face.label} ({100 * face.confidence:.0f}%) at "
                         f"x={b.x} y={b.y} w={b.w} h={b.h}"
                     )
-        if labels is not None:
-            truth = labels.get(f) or labels.get(os.path.basename(f))
-            if truth is not None:
-                summary.add_labelled(truth, all_faces[0].label if all_faces else None)
+        if (truth := label_for(labels, f)) is not None:
+            summary.add_labelled(truth, all_faces[0].label if all_faces else None)
     if bar:
         bar.close()
     return summary

@@ -166,14 +166,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
-    """``predict --engine ray``: the same records from a pool of Ray actors."""
+def _recognizer_options(args: argparse.Namespace) -> dict:
+    """``predict``'s options as :class:`~ferkit.predict.Recognizer` arguments, for both engines."""
     from .predict import DEFAULT_MARGIN
 
-    try:
-        from .ray_engine import RecognizerSpec, output_format, predict_paths_ray
-    except ImportError as e:
-        raise UsageError(str(e)) from None
+    return dict(
+        int8=args.int8,
+        backend=args.backend,
+        views=args.views,
+        margin=DEFAULT_MARGIN if args.margin is None else args.margin,
+        max_pixels=int(args.max_megapixels * 1e6),
+    )
+
+
+def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
+    """``predict --engine ray``: the same records from a pool of Ray actors."""
+    from .ray_engine import RecognizerSpec, output_format, predict_paths_ray
+
     if args.camera is not None:
         raise UsageError("--camera runs locally: leave out --engine ray")
     if args.device not in ("auto", "cpu"):
@@ -184,13 +193,9 @@ def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
         raise UsageError(str(e)) from None
     spec = RecognizerSpec(
         model=None if args.model is None else os.path.abspath(args.model),
-        views=args.views,
-        margin=DEFAULT_MARGIN if args.margin is None else args.margin,
-        max_pixels=int(args.max_megapixels * 1e6),
-        int8=args.int8,
-        backend=args.backend,
         detect=not args.no_detect,
         every=args.every,
+        **_recognizer_options(args),
     )
     try:
         return predict_paths_ray(
@@ -207,22 +212,14 @@ def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .batch import predict_paths, read_labels, run_camera
-    from .predict import DEFAULT_MARGIN, Recognizer
+    from .predict import Recognizer
 
     if args.engine == "ray":  # each worker loads the model itself
         if not args.paths:
             raise UsageError("predict needs image, folder or video paths")
         labels = read_labels(args.labels) if args.labels else None
         return _predict_done(args, labels, _predict_ray(args, labels))
-    rec = Recognizer(
-        args.model,
-        device=args.device,
-        int8=args.int8,
-        backend=args.backend,
-        views=args.views,
-        margin=DEFAULT_MARGIN if args.margin is None else args.margin,
-        max_pixels=int(args.max_megapixels * 1e6),
-    )
+    rec = Recognizer(args.model, device=args.device, **_recognizer_options(args))
     if args.camera is not None:
         try:
             run_camera(rec, args.camera)

@@ -17,8 +17,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .batch import BatchSummary, face_records, iter_frames, iter_inputs, warn_line
-from .images import MAX_PIXELS, ImageError
+from .batch import (
+    VIDEO_SUFFIXES,
+    BatchSummary,
+    face_records,
+    iter_frames,
+    iter_inputs,
+    label_for,
+    video_frame_count,
+    warn_line,
+)
+from .images import MAX_PIXELS, ImageError, load_image
 from .labels import LABELS
 
 #: Frames of a video per task: small enough that a 10-minute video spreads over many workers,
@@ -34,6 +43,8 @@ OUTPUT_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
 RECORD_KEYS = ("file", "frame", "box", "label", "scores", "probabilities", "confidence")
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'ferkit[ray]'"
+#: The ``error`` of a photo or frame in which no face was found (warned, not a failure).
+NO_FACE = "no face found"
 
 
 @dataclass(frozen=True)
@@ -123,8 +134,6 @@ def record_schema():
 def tasks_for(files: list[str], chunk: int = VIDEO_CHUNK) -> list[Task]:
     """A task per photo and per ``chunk`` frames of each video (the last range open-ended, so
     a container that understates its length loses nothing)."""
-    from .batch import VIDEO_SUFFIXES, video_frame_count
-
     out = []
     for f in files:
         if Path(f).suffix.lower() not in VIDEO_SUFFIXES:
@@ -166,8 +175,6 @@ class FacePredictor:
         return pa.Table.from_pylist(rows, schema=record_schema())
 
     def _task(self, task: Task) -> list[dict]:
-        from .images import load_image
-
         try:
             if task.start is None:
                 image = load_image(task.file, max_pixels=self.spec.max_pixels)
@@ -192,22 +199,11 @@ class FacePredictor:
         rows = face_records(self.rec, images, files, frames, detect=self.spec.detect, color=color)
         found = {(r["file"], r["frame"]) for r in rows}
         missing = [
-            {"file": f, "frame": k, "error": "no face found"}
+            {"file": f, "frame": k, "error": NO_FACE}
             for f, k in zip(files, frames, strict=True)
             if (f, k) not in found
         ]
         return rows + missing
-
-
-def _bound(spec: RecognizerSpec) -> type:
-    """A FacePredictor with ``spec`` built in: it travels with the class, so Ray keeps no
-    constructor arguments in its object store (which would stop a lost actor restarting)."""
-
-    class BoundFacePredictor(FacePredictor):
-        def __init__(self):
-            super().__init__(spec)
-
-    return BoundFacePredictor
 
 
 def _int(v) -> int | None:
@@ -223,7 +219,8 @@ def predict_dataset(ds, spec: RecognizerSpec | None = None, workers: int | None 
     spec = spec or RecognizerSpec()
     size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     return ds.map_batches(
-        _bound(spec),
+        FacePredictor,
+        fn_constructor_args=(spec,),
         batch_size=TASKS_PER_CALL,
         compute=ray.data.ActorPoolStrategy(size=size),
         num_cpus=spec.threads,
@@ -289,8 +286,8 @@ def predict_paths_ray(
     )
     for f in files:
         if f not in seen.first_label and f not in seen.failed:
-            warn(f"{f}: no face found")
-        truth = None if labels is None else labels.get(f) or labels.get(os.path.basename(f))
+            warn(f"{f}: {NO_FACE}")
+        truth = label_for(labels, f)
         if truth is not None and f not in seen.failed:
             summary.add_labelled(truth, seen.first_label.get(f))
     return summary
@@ -321,7 +318,7 @@ def _account(rows: Iterator[dict], seen: _Seen, warn: Callable[[str], None]) -> 
             seen.faces += 1
             seen.first_label.setdefault(row["file"], row["label"])
             yield {k: row[k] for k in RECORD_KEYS}
-        elif error != "no face found" and row["file"] not in seen.failed:
+        elif error != NO_FACE and row["file"] not in seen.failed:
             seen.failed.add(row["file"])
             warn(error)
 

@@ -253,8 +253,9 @@ def _infer(
 
     rgb = load_image(data, max_pixels=max_pixels)
     found = recognizer.find_faces(rgb, detect=detect)
-    crops = np.stack([c for _, c in found]) if found else np.zeros((0, 48, 48), np.uint8)
-    faces = batcher.classify(crops, [b for b, _ in found], views)
+    if not found:
+        return rgb.shape[1], rgb.shape[0], []
+    faces = batcher.classify(np.stack([c for _, c in found]), [b for b, _ in found], views)
     return rgb.shape[1], rgb.shape[0], faces
 
 
