@@ -382,9 +382,11 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_augment_preview(args: argparse.Namespace) -> int:
+    from .data import preview_faces
     from .figures import augment_preview
 
-    augment_preview(args.data, args.out, n_faces=args.faces, n_aug=args.per_face, seed=args.seed)
+    faces = preview_faces(args.data, args.faces, args.seed)
+    augment_preview(faces.images, faces.labels, args.out, n_aug=args.per_face, seed=args.seed)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -65,6 +65,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def sample(self, n: int, seed: int = 0) -> Split:
+        """``n`` faces drawn without replacement (all of them if fewer), reproducibly."""
+        pick = np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False)
+        return Split(self.images[pick], self.labels[pick])
+
     def counts(self) -> dict[str, int]:
         """Number of faces per label, in label order."""
         per = np.bincount(self.labels, minlength=len(LABELS))
@@ -150,6 +155,14 @@ def load_fer2013(
 
 
 # --------------------------------------------------------------------------- CSV
+
+
+def preview_faces(data: str | os.PathLike, n: int = 6, seed: int = 0) -> Split:
+    """``n`` Training faces of ``data`` (the first split if it has no Training) for pictures."""
+    ds = load_fer2013(data)
+    return ds.split(TRAIN_SPLIT if TRAIN_SPLIT in ds.splits else next(iter(ds.splits))).sample(
+        n, seed
+    )
 
 
 def _decompress(path: Path) -> bytes:

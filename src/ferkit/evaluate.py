@@ -308,53 +308,15 @@ def _breakdown_markdown(by_view: dict | None) -> list[str]:
     return lines
 
 
-def plot_confusions(results: list[EvalResult], path: str | os.PathLike) -> None:
-    """One labelled heat map (% of each true class) per (split, method), side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(results)
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.8), squeeze=False)
-    for ax, r in zip(axes[0], results, strict=True):
-        cm = np.asarray(r.confusion, dtype=float)
-        rows = cm.sum(1, keepdims=True)
-        pct = np.divide(100 * cm, rows, out=np.zeros_like(cm), where=rows > 0)
-        ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
-        for i in range(len(LABELS)):
-            for j in range(len(LABELS)):
-                ax.text(
-                    j,
-                    i,
-                    f"{pct[i, j]:.0f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if pct[i, j] > 50 else "black",
-                )
-        ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
-        ax.set(
-            xlabel="predicted",
-            ylabel="true",
-            title=f"{r.split}, {r.method}: {100 * r.accuracy:.1f} %",
-        )
-    fig.tight_layout()
-    with atomic_write(path) as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
-
-
 def write_reports(report: dict, results: list[EvalResult], out: str | os.PathLike) -> None:
     """``report.json``, ``report.md``, ``confusion.png`` and ``reliability.png`` in ``out``."""
-    from .figures import reliability_diagrams
+    from .figures import confusion_matrices, reliability_diagrams
 
     out = Path(out)
     with atomic_write(out / "report.json", "w") as fh:
         json.dump(report, fh, indent=1)
     with atomic_write(out / "report.md", "w") as fh:
         fh.write(report_markdown(report))
-    plot_confusions(results, out / "confusion.png")
+    confusion_matrices(results, out / "confusion.png")
     if any(r.calibration for r in results):
         reliability_diagrams(results, out / "reliability.png")

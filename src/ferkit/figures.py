@@ -1,64 +1,117 @@
-"""Figures that people would rather look at than read: the augmentation grid (Fig. 1), the
-validation curves of many runs side by side."""
+"""Every picture ferkit draws, in one place: the augmentation grid (Fig. 1), a run's training
+curves (Fig. 2), confusion matrices (Table IX), reliability diagrams, and the validation curves
+of many runs side by side. Each takes plain values (arrays, summaries, results) and writes one
+PNG atomically; matplotlib is imported only when a picture is drawn, with the Agg backend."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from .atomic import atomic_write
+from .labels import LABELS
 
 
-def augment_preview(
-    data: str | os.PathLike, out: str | os.PathLike, n_faces: int = 6, n_aug: int = 7, seed: int = 0
-) -> None:
-    """Original faces (first column) beside ``n_aug`` augmented versions each, as a PNG."""
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig: Any, out: str | os.PathLike, dpi: int = 100) -> None:
+    """Write ``fig`` as a PNG atomically (no half-written picture), then free it."""
+    with atomic_write(out) as fh:
+        fig.savefig(fh, format="png", dpi=dpi)
+    _pyplot().close(fig)
+
+
+def augment_preview(
+    images: np.ndarray,
+    labels: Sequence[int],
+    out: str | os.PathLike,
+    n_aug: int = 7,
+    seed: int = 0,
+) -> None:
+    """Faces (uint8 (N, 48, 48), first column) beside ``n_aug`` augmented versions each."""
     from .augment import augment
-    from .data import load_fer2013
-    from .labels import LABELS, TRAIN_SPLIT
     from .preprocess import standardize_images
 
-    ds = load_fer2013(data)
-    split = ds.split(TRAIN_SPLIT if TRAIN_SPLIT in ds.splits else next(iter(ds.splits)))
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(split), size=min(n_faces, len(split)), replace=False)
+    plt = _pyplot()
     # Shown after step 1 only (per-image standardisation): the geometry is what matters here, and
     # per-pixel normalisation would make the faces hard to read.
-    x = standardize_images(split.images[pick]).unsqueeze(1)
+    x = standardize_images(images).unsqueeze(1)
     gen = torch.Generator().manual_seed(seed)
     views = [augment(x, gen) for _ in range(n_aug)]
-    fig, axes = plt.subplots(
-        len(pick), n_aug + 1, figsize=(1.3 * (n_aug + 1), 1.4 * len(pick)), squeeze=False
-    )
-    for r, i in enumerate(pick):
-        axes[r, 0].imshow(split.images[i], cmap="gray", vmin=0, vmax=255)
-        axes[r, 0].set_title(LABELS[split.labels[i]], fontsize=8)
+    n = len(images)
+    fig, axes = plt.subplots(n, n_aug + 1, figsize=(1.3 * (n_aug + 1), 1.4 * n), squeeze=False)
+    for r in range(n):
+        axes[r, 0].imshow(images[r], cmap="gray", vmin=0, vmax=255)
+        axes[r, 0].set_title(LABELS[labels[r]], fontsize=8)
         for c, v in enumerate(views, start=1):
             axes[r, c].imshow(v[r, 0].numpy(), cmap="gray", vmin=-8, vmax=8)
         for ax in axes[r]:
             ax.set_axis_off()
     axes[0, 1].set_title("augmented (mirror, rotate, rescale, crop)", fontsize=8, loc="left")
     fig.tight_layout()
-    with atomic_write(out) as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
+    _save(fig, out)
+
+
+def training_curves(
+    epochs: Sequence[int],
+    train_acc: Sequence[float],
+    val_acc: Sequence[float],
+    out: str | os.PathLike,
+    title: str,
+) -> None:
+    """Fig. 2: training and validation accuracy (fractions) per epoch of one run."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [100 * a for a in train_acc], color="tab:orange", label="training")
+    ax.plot(epochs, [100 * a for a in val_acc], color="tab:blue", label="validation")
+    ax.set(xlabel="epoch", ylabel="accuracy (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def confusion_matrices(results: Sequence[Any], out: str | os.PathLike) -> None:
+    """One labelled heat map (% of each true class) per evaluated (split, method), side by
+    side; each result has ``confusion``, ``split``, ``method`` and ``accuracy``."""
+    plt = _pyplot()
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.8), squeeze=False)
+    for ax, r in zip(axes[0], results, strict=True):
+        cm = np.asarray(r.confusion, dtype=float)
+        rows = cm.sum(1, keepdims=True)
+        pct = np.divide(100 * cm, rows, out=np.zeros_like(cm), where=rows > 0)
+        ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+        for i in range(len(LABELS)):
+            for j in range(len(LABELS)):
+                colour = "white" if pct[i, j] > 50 else "black"
+                ax.text(
+                    j, i, f"{pct[i, j]:.0f}", ha="center", va="center", fontsize=8, color=colour
+                )
+        ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
+        title = f"{r.split}, {r.method}: {100 * r.accuracy:.1f} %"
+        ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.tight_layout()
+    _save(fig, out)
 
 
 def validation_curves(summaries: list[dict], out: str | os.PathLike) -> None:
     """Each run's validation accuracy against epochs and against training hours, one line per
     run (``ferkit reproduce`` summaries; recipes dashed), as a PNG: budgets side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     runs = [s for s in summaries if s.get("curve")]
     fig, (by_epoch, by_hour) = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     colours = plt.get_cmap("tab20").colors
@@ -79,20 +132,14 @@ def validation_curves(summaries: list[dict], out: str | os.PathLike) -> None:
         fig.legend(loc="center right", fontsize=8, frameon=False)
     fig.suptitle("Validation accuracy of every run (recipes dashed)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.83, 1))
-    with atomic_write(out) as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
+    _save(fig, out)
 
 
-def reliability_diagrams(results: list, path: str | os.PathLike) -> None:
+def reliability_diagrams(results: Sequence[Any], path: str | os.PathLike) -> None:
     """For each evaluated (split, method): accuracy against confidence per bin, the plain
     softmax beside the probabilities at the model's temperature (a calibrated model lies on
     the diagonal)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     shown = [r for r in results if r.calibration]
     fig, axes = plt.subplots(1, len(shown), figsize=(4.6 * len(shown), 4.4), squeeze=False)
     for ax, r in zip(axes[0], shown, strict=True):
@@ -122,6 +169,4 @@ def reliability_diagrams(results: list, path: str | os.PathLike) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    with atomic_write(path) as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
+    _save(fig, path)

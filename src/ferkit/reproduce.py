@@ -612,11 +612,13 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here), Table
     IX's picture and every run's validation curve, beside the summaries, where the report links
     them."""
+    from .data import preview_faces
     from .figures import augment_preview
 
     figs = summaries_dir / FIGURES
     figs.mkdir(parents=True, exist_ok=True)
-    augment_preview(data, figs / "fig1-augmentation.png")
+    faces = preview_faces(data)
+    augment_preview(faces.images, faces.labels, figs / "fig1-augmentation.png")
     curves = out / "runs" / "bkvgg12-svm" / "curves.png"
     if curves.exists():
         shutil.copyfile(curves, figs / "fig2-bkvgg12-curves.png")
@@ -626,8 +628,8 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
 def write_summary_figures(summaries_dir: Path) -> None:
     """The pictures drawn from the summaries alone: Table IX's and every run's validation
     curve (what ``ferkit reproduce --report-only`` redraws)."""
-    from .evaluate import EvalResult, plot_confusions
-    from .figures import validation_curves
+    from .evaluate import EvalResult
+    from .figures import confusion_matrices, validation_curves
 
     figs = summaries_dir / FIGURES
     figs.mkdir(parents=True, exist_ok=True)
@@ -635,7 +637,7 @@ def write_summary_figures(summaries_dir: Path) -> None:
     s12 = next((s for s in summaries if s.get("experiment") == "bkvgg12-svm"), None)
     if s12 is not None:
         result = EvalResult(**_table_ix_result(s12))
-        plot_confusions([result], figs / "table9-confusion.png")
+        confusion_matrices([result], figs / "table9-confusion.png")
     if any(s.get("curve") for s in summaries):
         validation_curves(summaries, figs / CURVES_FIGURE)
 

@@ -34,6 +34,7 @@ from .augment import AugmentConfig, augment, center_crop
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
 from .data import DataError, load_fer2013, stratified_split
 from .device import autocast, autocast_dtype, memory_format, resolve_device
+from .figures import training_curves
 from .labels import TRAIN_SPLIT
 from .losses import LOSSES, get_loss
 from .model import FerModel, ModelMeta
@@ -243,26 +244,6 @@ class _DistInfo:
         if self.world > 1:
             dist.all_reduce(t)
         return t
-
-
-def _plot_curves(history: list[EpochMetrics], path: Path, title: str) -> None:
-    """Fig. 2: training and validation accuracy per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [m.epoch for m in history]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot(ep, [100 * m.train_acc for m in history], color="tab:orange", label="training")
-    ax.plot(ep, [100 * m.val_acc for m in history], color="tab:blue", label="validation")
-    ax.set(xlabel="epoch", ylabel="accuracy (%)", title=title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_write(path) as fh:
-        fig.savefig(fh, format="png")
-    plt.close(fig)
 
 
 def _write_metrics(history: list[EpochMetrics], path: Path) -> None:
@@ -536,7 +517,13 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                     out / "model.safetensors",
                 )
             _write_metrics(history, out / "metrics.jsonl")
-            _plot_curves(history, out / "curves.png", f"{cfg.arch} + {cfg.loss}")
+            training_curves(
+                [m.epoch for m in history],
+                [m.train_acc for m in history],
+                [m.val_acc for m in history],
+                out / "curves.png",
+                f"{cfg.arch} + {cfg.loss}",
+            )
             save_checkpoint(
                 {
                     "model": net.state_dict(),  # unfolded: --resume continues bit-exact
