@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from ferkit.augment import AugmentConfig, augment, center_crop
+from ferkit.augment import AugmentConfig, augment
 from ferkit.geometry import apply_all_views
 from ferkit.model import FerModel, ModelMeta
 from ferkit.preprocess import Normalizer
-from ferkit.views import METHODS, num_views, view_params, view_thetas_for
+from ferkit.views import METHODS, center_crop, num_views, view_params, view_thetas_for
 
 
 def blob(cy: float, cx: float, sigma: float = 1.2) -> torch.Tensor:

@@ -50,9 +50,3 @@ def augment(
     ox = slack * torch.rand(n, device=dev, generator=generator, dtype=torch.float64)
     oy = slack * torch.rand(n, device=dev, generator=generator, dtype=torch.float64)
     return apply_per_image(images, view_thetas(side, angle, ox, oy, mirror))
-
-
-def center_crop(images: torch.Tensor) -> torch.Tensor:
-    """The centre 42x42 crop of (N, C, 48, 48): training without augmentation (Table IV)."""
-    o = (IMAGE_SIZE - INPUT_SIZE) // 2
-    return images[..., o : o + INPUT_SIZE, o : o + INPUT_SIZE]

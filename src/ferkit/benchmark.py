@@ -84,11 +84,12 @@ def _time_steps(step, steps: int, device: torch.device) -> float:
 def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto") -> dict:
     """A plain fp32 eager training step against ferkit's (augmentation on the device,
     channels_last, autocast where the hardware has it), same network and batch."""
-    from .augment import augment, center_crop
+    from .augment import augment
     from .device import autocast_dtype, memory_format, resolve_device
     from .losses import l2_svm_loss
     from .models import create_model
     from .train import train_step
+    from .views import center_crop
 
     device = resolve_device(device_name)
     torch.manual_seed(0)

@@ -9,12 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import center_crop
 from .geometry import apply_all_views
 from .labels import LABELS
 from .losses import probabilities, view_scores
 from .preprocess import Normalizer
-from .views import view_thetas_for
+from .views import center_crop, view_thetas_for
 
 
 @dataclass

@@ -60,7 +60,7 @@ def _observers(prepared: nn.Module) -> dict[str, nn.Module]:
 @torch.no_grad()
 def calibrate(model: FerModel, faces48: np.ndarray, batch: int = 256) -> dict[str, list[float]]:
     """Activation ranges of ``model`` over the centre crops of ``faces48`` (N, 48, 48)."""
-    from .augment import center_crop
+    from .views import center_crop
 
     if model.int8:
         raise ValueError("calibrate the fp32 model, not an int8 one")

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 from .atomic import atomic_write, remove_stale_temporaries
-from .augment import AugmentConfig, augment, center_crop
+from .augment import AugmentConfig, augment
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
 from .data import DataError, load_fer2013, stratified_split
 from .device import autocast, autocast_dtype, memory_format, resolve_device
@@ -41,6 +41,7 @@ from .model import FerModel, ModelMeta
 from .models import create_model, list_models
 from .models.norm import NORM_LAYERS, fold_batchnorm, with_batchnorm
 from .preprocess import Normalizer
+from .views import center_crop
 
 SCHEDULES = ("plateau", "onecycle", "cosine")
 OPTIMIZERS = ("sgd", "adamw")

@@ -1,4 +1,5 @@
-"""Test-time views (III-C-4): ``center``, ``eval1`` (10 crops) and ``eval2`` (648 views)."""
+"""Crops and test-time views (III-C-4): ``center``, ``eval1`` (10 crops) and ``eval2`` (648
+views). Inference and training both crop here; the random training views are in ``augment``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from .labels import IMAGE_SIZE, INPUT_SIZE
 METHODS: tuple[str, ...] = ("center", "eval1", "eval2")
 EVAL2_SIDES = (48, 50, 52, 54)
 EVAL2_ANGLES = tuple(-45.0 + 11.25 * k for k in range(9))
+
+
+def center_crop(images: torch.Tensor) -> torch.Tensor:
+    """The centre 42x42 crop of (N, C, 48, 48): the ``center`` view, and training without
+    augmentation (Table IV)."""
+    o = (IMAGE_SIZE - INPUT_SIZE) // 2
+    return images[..., o : o + INPUT_SIZE, o : o + INPUT_SIZE]
 
 
 def view_params(method: str) -> list[tuple[float, float, float, float, bool]]:
