@@ -12,6 +12,7 @@ from torch import nn
 from .geometry import apply_all_views
 from .labels import LABELS
 from .losses import probabilities, view_scores
+from .models import count_params, model_info
 from .preprocess import Normalizer
 from .views import center_crop, view_thetas_for
 
@@ -51,10 +52,8 @@ class FerModel(nn.Module):
         """The network's parameter count (Table III), also for an int8 network (whose packed
         weights are not parameters) and an ONNX Runtime one (which has none in torch)."""
         if self.int8 or self.backend != "torch":
-            from .models import model_info
-
             return model_info(self.meta.arch).params
-        return sum(p.numel() for p in self.net.parameters())
+        return count_params(self.net)
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -66,12 +66,16 @@ def count_macs(net: nn.Module, input_size: int = INPUT_SIZE) -> int:
     return macs
 
 
+def count_params(net: nn.Module) -> int:
+    """Trainable and fixed parameters of a float network (Table III's count)."""
+    return sum(p.numel() for p in net.parameters())
+
+
 @functools.cache  # a network's counts never change; GET /v1/model asks on every call
 def model_info(name: str) -> ModelInfo:
     """Parameters and multiply-accumulates of a registered network."""
     net = create_model(name)
-    params = sum(p.numel() for p in net.parameters())
-    return ModelInfo(name.lower(), params, count_macs(net))
+    return ModelInfo(name.lower(), count_params(net), count_macs(net))
 
 
 register_model("bkstart", bk.make_bkstart)
