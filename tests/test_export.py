@@ -76,7 +76,7 @@ def test_fp16_export_refused_over_tolerance(tiny_run, small_csv, tmp_path, monke
     import ferkit.export as ex
 
     monkeypatch.setattr(
-        ex, "_compare", lambda *a: ex.ExportCheck("PublicTest", "center", 0.70, 0.69)
+        ex, "_compare", lambda *a: ex.PrecisionCheck("PublicTest", "center", "fp16", 0.70, 0.69)
     )
     out = tmp_path / "m.safetensors"
     with pytest.raises(ValueError, match="by 1.00 points"):
@@ -152,7 +152,7 @@ def test_fp16_check_reuses_fp32_figures_of_the_same_weights_only(tiny_run, small
     reused = export_model(tiny_run, tmp_path / "a.safetensors", summary=same, **kw)
     assert reused.fp32 == 0.123  # not measured again
     measured = export_model(tiny_run, tmp_path / "b.safetensors", summary=other, **kw)
-    assert measured.fp32 != 0.123 and measured.fp16 == reused.fp16
+    assert measured.fp32 != 0.123 and measured.other == reused.other
 
 
 def test_card_says_which_procedure_trained_the_weights(tiny_run, tmp_path):

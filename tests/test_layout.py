@@ -27,7 +27,9 @@ LAYERS: dict[str, int] = {
         ],
         0,
     ),
-    **dict.fromkeys(["preprocess", "views", "augment", "data", "temperature", "figures"], 1),
+    **dict.fromkeys(
+        ["preprocess", "views", "augment", "data", "temperature", "figures", "train_config"], 1
+    ),
     **dict.fromkeys(["model", "quantize", "checkpoint", "onnx_model"], 2),
     **dict.fromkeys(
         [

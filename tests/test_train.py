@@ -250,10 +250,10 @@ def test_bad_numbers_are_usage_errors_before_any_work(small_csv, tmp_path, optio
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"lr": float("nan")}, "--lr must be a finite number"),
-        ({"weight_decay": -1.0}, "--weight-decay -1.0 is out of range"),
-        ({"threads": 0}, "--threads 0 is out of range"),
-        ({"clip_grad_norm": -1.0}, "--clip-grad-norm -1.0 is out of range"),
+        ({"lr": float("nan")}, "--lr 'nan' is not a finite number"),
+        ({"weight_decay": -1.0}, r"--weight-decay must be >= 0 \(got -1.0\)"),
+        ({"threads": 0}, r"--threads must be >= 1 \(got 0\)"),
+        ({"clip_grad_norm": -1.0}, r"--clip-grad-norm must be > 0 \(got -1.0\)"),
     ],
 )
 def test_train_config_refuses_bad_numbers_from_python(small_csv, tmp_path, change, message):

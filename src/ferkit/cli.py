@@ -13,11 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .argtypes import COUNT, NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT, number
+from .argtypes import COUNT, NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT
+from .data import DATA_HELP
 from .images import MAX_PIXELS
+from .train_config import add_train_options
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
-DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (ferkit data --save)"
 
 
 class UsageError(ValueError):
@@ -72,22 +73,18 @@ def _report_skipped(ds) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .train import TrainConfig, load_run_config, train
+    from .train import load_run_config, train
+    from .train_config import config_from_options, resume_overrides
 
     if args.resume:
-        cfg = load_run_config(args.resume)
-        cfg.out = args.resume
-        for name in ("epochs", "data", "threads", "device", "quiet"):
-            if getattr(args, name) not in (None, False):
-                setattr(cfg, name, getattr(args, name))
+        cfg = dataclasses.replace(
+            load_run_config(args.resume), out=args.resume, **resume_overrides(vars(args))
+        )
         train(cfg, resume=True)
         return 0
     if not args.data or not args.out:
         raise UsageError("train needs --data PATH and --out RUN (or --resume RUN)")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    given["augment"] = not args.no_augment
-    train(TrainConfig(**given), overwrite=args.overwrite)
+    train(config_from_options(vars(args)), overwrite=args.overwrite)
     return 0
 
 
@@ -348,22 +345,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         summary=summary,
     )
     if check:
-        _print_check(check.split, check.method, check.fp32, fp16=check.fp16)
+        print(f"ferkit: {check.line()}", file=sys.stderr)
     print(f"ferkit: wrote {args.out}", file=sys.stderr)
     return 0
 
 
-def _print_check(split: str, method: str, fp32: float, **other: float) -> None:
-    """One stderr line comparing fp32's accuracy with another precision's (fp16=..., int8=...)."""
-    (name, acc), *_ = other.items()
-    print(
-        f"ferkit: {split} {method}: fp32 {100 * fp32:.2f} %, {name} {100 * acc:.2f} %",
-        file=sys.stderr,
-    )
-
-
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from .export import quantize_model
+    from .export import PrecisionCheck, quantize_model
 
     out, cal = quantize_model(
         args.model,
@@ -375,8 +363,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    if c := cal.check:
-        _print_check(c["split"], c["method"], c["fp32"], int8=c["int8"])
+    if cal.check:
+        print(f"ferkit: {PrecisionCheck.from_dict(cal.check).line()}", file=sys.stderr)
     print(f"ferkit: wrote {out} ({len(cal.ranges)} activation ranges)", file=sys.stderr)
     return 0
 
@@ -466,14 +454,6 @@ def build_parser() -> argparse.ArgumentParser:
         "weights), checkpoint.pt, metrics.jsonl and curves.png. Runs under torchrun for "
         "several processes. Interrupted runs continue with --resume RUN.",
     )
-    sp.add_argument("--data", help=DATA_HELP)
-    sp.add_argument(
-        "--skip-bad",
-        action="store_true",
-        default=None,
-        help="leave bad data rows out (reported on stderr) instead of stopping at the first",
-    )
-    sp.add_argument("--out", help="run folder to create")
     sp.add_argument(
         "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
     )
@@ -482,120 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start again in an --out folder that already holds a run (refused without it)",
     )
-    sp.add_argument("--arch", help="network (see `ferkit models`; default bkvgg12)")
-    sp.add_argument(
-        "--loss",
-        choices=["svm", "ce"],
-        help="L2 multi-class SVM (eq. 4) or cross-entropy (default svm)",
-    )
-    sp.add_argument(
-        "--schedule",
-        choices=["plateau", "onecycle", "cosine"],
-        help="plateau: the paper's lr/10 when the training loss stalls (default); "
-        "onecycle/cosine: fixed budgets over --epochs",
-    )
-    sp.add_argument(
-        "--epochs",
-        type=POSITIVE_INT,
-        help="total epochs (default 100; with --resume: raise the total)",
-    )
-    sp.add_argument(
-        "--lr",
-        type=POSITIVE,
-        help="initial (plateau, cosine) or peak (onecycle) learning rate (default 0.01)",
-    )
-    sp.add_argument("--weight-decay", type=NON_NEGATIVE, help="L2 weight decay (default 5e-4)")
-    sp.add_argument(
-        "--momentum",
-        type=number(float, min=0, below=1),
-        help="SGD momentum (default 0.9, the paper's)",
-    )
-    sp.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum")
-    sp.add_argument(
-        "--batch-size", type=POSITIVE_INT, help="global batch size (default 256, the paper's)"
-    )
-    g = sp.add_mutually_exclusive_group()
-    g.add_argument(
-        "--val-fraction",
-        type=number(float, above=0, below=1),
-        help="stratified, seeded share of Training held out (default 0.1)",
-    )
-    g.add_argument(
-        "--val-split", help="validate on this split instead (never for reported test figures)"
-    )
-    sp.add_argument(
-        "--no-augment", action="store_true", help="train on centre crops (Table IV's baseline)"
-    )
-    sp.add_argument(
-        "--augment-strength",
-        type=number(float, above=0, max=2),
-        metavar="S",
-        help="scale the rotation (+-45 deg) and rescaling (42-54 px) ranges by S; mirroring and "
-        "crops stay (default 1, the paper's; below 1 suits short budgets)",
-    )
-    sp.add_argument(
-        "--warmup-epochs",
-        type=NON_NEGATIVE,
-        help="plateau/cosine: linear learning-rate warm-up from lr/100 (default 1; 0 = none)",
-    )
-    sp.add_argument(
-        "--patience",
-        type=COUNT,
-        help="plateau: epochs without improvement before lr/10 (default 5)",
-    )
-    sp.add_argument(
-        "--max-drops",
-        type=COUNT,
-        help="plateau: stop when the loss stalls after this many drops (default 5)",
-    )
-    sp.add_argument(
-        "--clip-grad-norm",
-        type=POSITIVE,
-        help="cap the gradient's global norm at this value (default: no cap, as in the paper)",
-    )
-    sp.add_argument(
-        "--norm-layers",
-        choices=["none", "bn"],
-        help="bn: train with BatchNorm after every convolution and hidden FC layer, folded into "
-        "the saved model (which stays the paper's network, same tensors and parameter count); "
-        "default none, the paper's procedure",
-    )
-    sp.add_argument(
-        "--optimizer",
-        choices=["sgd", "adamw"],
-        help="sgd: momentum SGD, the paper's (default); adamw: Adam with decoupled weight decay "
-        "(give it its own --lr, e.g. 0.001, and --weight-decay, e.g. 0.05)",
-    )
-    sp.add_argument(
-        "--ema",
-        type=number(float, min=0, below=1),
-        metavar="DECAY",
-        help="keep a moving average of the weights with this decay per step (e.g. 0.998); the "
-        "average is what is validated and saved (default 0: off)",
-    )
-    sp.add_argument(
-        "--head-init",
-        choices=["paper", "zero"],
-        help="paper: eq. 2 for every layer (default); zero: the output layer starts at 0",
-    )
-    sp.add_argument("--seed", type=COUNT, help="random seed (default 0)")
-    sp.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
-    sp.add_argument(
-        "--device", choices=["auto", "cpu", "cuda", "mps"], help="training device (default auto)"
-    )
-    sp.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        help="auto: bf16/fp16 autocast where the hardware has it (CUDA, CPUs with AVX512-BF16/AMX), "
-        "else fp32 (default auto)",
-    )
-    sp.add_argument(
-        "--quiet",
-        action="store_true",
-        default=None,
-        help="no progress bar: one JSON line per epoch",
-    )
-    sp.add_argument("--trace-shards", help=argparse.SUPPRESS)
+    add_train_options(sp)  # every TrainConfig field, its help and check beside the field
 
     sp = add(
         "evaluate",

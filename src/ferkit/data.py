@@ -33,6 +33,8 @@ from .labels import IMAGE_SIZE, LABELS, SPLITS, TRAIN_SPLIT
 OnError = Literal["raise", "skip"]
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 CSV_HEADER = ("emotion", "pixels", "Usage")
+#: What every ``--data`` option reads, in its help.
+DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (ferkit data --save)"
 _CACHE_VERSION = "1"
 _MAX_REPORTED = 10  # bad rows whose line numbers are kept in the report
 

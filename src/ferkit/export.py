@@ -54,18 +54,42 @@ DATA_CARD: dict = {
 }
 
 
-@dataclass
-class ExportCheck:
-    """fp32 and fp16 accuracy of the same model on the same faces."""
+@dataclass(frozen=True)
+class PrecisionCheck:
+    """fp32's accuracy and a lower-precision copy's (fp16 weights or int8) on the same faces:
+    the one check behind the fp16 export and the int8 calibration."""
 
     split: str
     method: str
+    precision: str  # "fp16" or "int8"
     fp32: float
-    fp16: float
+    other: float
 
     @property
-    def difference_points(self) -> float:
-        return 100 * abs(self.fp32 - self.fp16)
+    def points_lost(self) -> float:
+        """Accuracy points the lower precision loses (negative when it gains)."""
+        return 100 * (self.fp32 - self.other)
+
+    def to_dict(self) -> dict:
+        """As model cards and calibration files store it: ``{split, method, fp32, fp16|int8}``."""
+        return {
+            "split": self.split,
+            "method": self.method,
+            "fp32": self.fp32,
+            self.precision: self.other,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PrecisionCheck:
+        precision = next(k for k in ("fp16", "int8") if k in d)
+        return cls(d["split"], d["method"], precision, d["fp32"], d[precision])
+
+    def line(self) -> str:
+        """One line for the terminal."""
+        return (
+            f"{self.split} {self.method}: fp32 {100 * self.fp32:.2f} %, "
+            f"{self.precision} {100 * self.other:.2f} %"
+        )
 
 
 def export_model(
@@ -78,7 +102,7 @@ def export_model(
     method: str = "center",
     tolerance_points: float = 0.1,
     summary: dict | None = None,
-) -> ExportCheck | None:
+) -> PrecisionCheck | None:
     """Write ``model_path`` to ``out`` in ``dtype`` with its card (``card`` overrides fields),
     and the card as Markdown beside it; with ``verify_data``, refuse (ValueError) an fp16
     export whose accuracy differs from fp32 by more than ``tolerance_points``."""
@@ -90,9 +114,9 @@ def export_model(
     check = None
     if verify_data and dtype == "fp16":
         check = _compare(model, verify_data, split, method, _measured(model_path, summary))
-        if check.difference_points > tolerance_points:
+        if abs(check.points_lost) > tolerance_points:
             raise ValueError(
-                f"fp16 changes {split} {method} accuracy by {check.difference_points:.2f} "
+                f"fp16 changes {split} {method} accuracy by {abs(check.points_lost):.2f} "
                 f"points (> {tolerance_points}): export fp32 instead"
             )
     model.meta.card = {**build_card(model, dtype, summary, check), **(card or {})}
@@ -102,7 +126,7 @@ def export_model(
     return check
 
 
-def build_card(model, dtype: str, summary: dict | None, check: ExportCheck | None) -> dict:
+def build_card(model, dtype: str, summary: dict | None, check: PrecisionCheck | None) -> dict:
     """The card's fields from the model's own metadata, a reproduce summary and the fp16 check."""
     cfg, metrics = model.meta.config, model.meta.metrics
     card = {
@@ -145,7 +169,7 @@ def build_card(model, dtype: str, summary: dict | None, check: ExportCheck | Non
             acc.setdefault(r["split"], {})[r["method"]] = round(r["accuracy"], 4)
         card["accuracy"] = acc
     if check:
-        card["fp16_check"] = asdict(check)
+        card["fp16_check"] = check.to_dict()
     return {**card, **DATA_CARD}
 
 
@@ -244,7 +268,7 @@ def _measured(model_path, summary: dict | None) -> dict[tuple[str, str], float]:
 
 def _compare(
     model, data: str, split: str, method: str, measured: dict | None = None
-) -> ExportCheck:
+) -> PrecisionCheck:
     """fp32 against fp16-rounded weights on one split; fp32 from ``measured`` when it has it
     (an Eval2 pass of BKVGG12 is about an hour on 2 CPU cores)."""
     import copy
@@ -254,30 +278,30 @@ def _compare(
     half = copy.deepcopy(model)
     for p in half.net.parameters():  # round-trip through fp16, compute in fp32 as loading does
         p.data = p.data.half().float()
-    fp32, fp16 = compare_precision(
-        model, half, load_fer2013(data), split, method, (measured or {}).get((split, method))
-    )
-    return ExportCheck(split, method, fp32, fp16)
+    fp32 = (measured or {}).get((split, method))
+    return check_precision(model, half, "fp16", load_fer2013(data), split, method, fp32)
 
 
-def compare_precision(
+def check_precision(
     model,
     other,
+    precision: str,
     ds,
     split: str,
     method: str,
     fp32: float | None = None,
     progress: bool = False,
-) -> tuple[float, float]:
-    """Accuracy of the fp32 ``model`` and of its lower-precision copy ``other`` on the same
-    faces: the one check behind the fp16 export and the int8 calibration. ``fp32`` when it
-    was measured already (an Eval2 pass of BKVGG12 is about an hour on 2 CPU cores)."""
+) -> PrecisionCheck:
+    """Score the fp32 ``model`` and its lower-precision copy ``other`` on the same faces;
+    ``fp32`` when it was measured already (an Eval2 pass of BKVGG12 is about an hour on 2 CPU
+    cores)."""
     from .evaluate import evaluate
 
     ds.split(split)  # a clear error before any scoring
     if fp32 is None:
         fp32 = evaluate(model, ds, [split], [method], progress=progress)[0].accuracy
-    return fp32, evaluate(other, ds, [split], [method], progress=progress)[0].accuracy
+    acc = evaluate(other, ds, [split], [method], progress=progress)[0].accuracy
+    return PrecisionCheck(split, method, precision, fp32, acc)
 
 
 def quantize_model(
@@ -308,15 +332,15 @@ def quantize_model(
     ranges = calibrate(model, train.images[np.sort(pick)])
     check: dict = {}
     if split is not None:
-        fp32, int8 = compare_precision(
-            model, quantize(model, ranges), ds, split, method, progress=progress
+        c = check_precision(
+            model, quantize(model, ranges), "int8", ds, split, method, progress=progress
         )
-        check = {"split": split, "method": method, "fp32": fp32, "int8": int8}
-        if 100 * (fp32 - int8) > tolerance:
+        if c.points_lost > tolerance:
             raise CalibrationError(
-                f"int8 scores {100 * int8:.2f} % against fp32's {100 * fp32:.2f} % on {split} "
-                f"({method}): more than {tolerance} points lower; no calibration written"
+                f"int8 scores {100 * c.other:.2f} % against fp32's {100 * c.fp32:.2f} % on "
+                f"{split} ({method}): more than {tolerance} points lower; no calibration written"
             )
+        check = c.to_dict()
     cal = Int8Calibration(
         model_sha256=file_sha256(path),
         ranges=ranges,

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import platform
-import shlex
 import shutil
 import sys
 import time
@@ -287,7 +286,8 @@ def run_experiment(
     import torch
 
     from .checkpoint import file_sha256, model_file
-    from .train import TrainConfig, load_run_config, train
+    from .train import load_run_config, train
+    from .train_config import TrainConfig, command_line
 
     own = ("epochs", "lr", "weight_decay", "schedule")
     budget = dataclasses.replace(
@@ -325,7 +325,7 @@ def run_experiment(
         ema=exp.ema,
         head_init=exp.head_init,
     )
-    command = _train_command(cfg)
+    command = command_line(cfg)
     t0 = time.perf_counter()
     if (run / "checkpoint.pt").exists():
         stored = load_run_config(run)
@@ -451,41 +451,6 @@ def _curve(run: Path) -> list[list[float]]:
 def _wall_seconds(run: Path) -> float | None:
     epochs = _metrics(run)
     return sum(m["seconds"] for m in epochs) if epochs else None
-
-
-def _train_command(cfg) -> str:
-    args = [
-        "ferkit",
-        "train",
-        "--data",
-        cfg.data,
-        "--arch",
-        cfg.arch,
-        "--loss",
-        cfg.loss,
-        "--schedule",
-        cfg.schedule,
-        "--epochs",
-        str(cfg.epochs),
-        "--lr",
-        str(cfg.lr),
-        "--weight-decay",
-        str(cfg.weight_decay),
-        "--out",
-        cfg.out,
-    ]
-    if cfg.nesterov:
-        args.append("--nesterov")
-    if not cfg.augment:
-        args.append("--no-augment")
-    elif cfg.augment_strength != 1.0:
-        args += ["--augment-strength", str(cfg.augment_strength)]
-    if cfg.batch_size != Experiment.batch_size:
-        args += ["--batch-size", str(cfg.batch_size)]
-    for name in ("norm_layers", "optimizer", "ema", "head_init"):
-        if getattr(cfg, name) != getattr(Experiment, name):
-            args += ["--" + name.replace("_", "-"), str(getattr(cfg, name))]
-    return shlex.join(args)
 
 
 def machine_description() -> str:

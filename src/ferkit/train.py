@@ -36,98 +36,17 @@ from .data import DataError, load_fer2013, stratified_split
 from .device import autocast, autocast_dtype, memory_format, resolve_device
 from .figures import training_curves
 from .labels import TRAIN_SPLIT
-from .losses import LOSSES, get_loss
+from .losses import get_loss
 from .model import FerModel, ModelMeta
-from .models import create_model, list_models
-from .models.norm import NORM_LAYERS, fold_batchnorm, with_batchnorm
+from .models import create_model
+from .models.norm import fold_batchnorm, with_batchnorm
 from .preprocess import Normalizer
+from .train_config import TrainConfig
 from .views import center_crop
-
-SCHEDULES = ("plateau", "onecycle", "cosine")
-OPTIMIZERS = ("sgd", "adamw")
-HEAD_INITS = ("paper", "zero")
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite (the learning rate is too high)."""
-
-
-@dataclass
-class TrainConfig:
-    """Every training option; stored in the run so ``--resume`` needs nothing else."""
-
-    data: str
-    out: str
-    arch: str = "bkvgg12"
-    loss: str = "svm"
-    schedule: str = "plateau"
-    epochs: int = 100
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    momentum: float = 0.9
-    nesterov: bool = False
-    batch_size: int = 256
-    val_fraction: float = 0.1
-    val_split: str | None = None
-    augment: bool = True
-    augment_strength: float = 1.0  # rotation/rescale ranges x this (1 = the paper's, III-C-2)
-    # plateau, cosine: linear warm-up from lr/100 (eq. 2's init + the SVM loss give gradient
-    # norms ~1e3 at the start: lr 0.01 from step one diverges)
-    warmup_epochs: float = 1.0
-    clip_grad_norm: float | None = None  # cap the gradient's global norm (off: the paper's)
-    # the fast procedure's levers (defaults: the paper's procedure)
-    norm_layers: str = "none"  # bn: train with BatchNorm, folded into every saved model
-    optimizer: str = "sgd"  # sgd (with momentum: the paper's) or adamw (decoupled decay)
-    ema: float = 0.0  # decay of a moving average of the weights, validated and saved (0: off)
-    head_init: str = "paper"  # zero: the output layer starts at 0 (eq. 2 elsewhere)
-    patience: int = 5  # plateau: epochs without a training-loss improvement before lr / 10
-    max_drops: int = 5  # plateau: stop when the loss stalls again after this many drops
-    seed: int = 0
-    skip_bad: bool = False  # leave bad data rows out (reported) instead of stopping
-    threads: int | None = None
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 where the hardware has it, else fp32
-    quiet: bool = False
-    trace_shards: str | None = None  # testing aid: each rank records the indices it trained on
-
-    def validate(self) -> None:
-        """One clear ValueError for settings that cannot work."""
-        if self.arch.lower() not in list_models():
-            raise ValueError(f"unknown network {self.arch!r} (known: {', '.join(list_models())})")
-        if self.loss not in LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r} (known: {', '.join(LOSSES)})")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r} (known: {', '.join(SCHEDULES)})")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("--epochs, --batch-size and --lr must be positive")
-        if not 0 < self.augment_strength <= 2:
-            raise ValueError("--augment-strength must be in (0, 2] (1 = the paper's ranges)")
-        if self.val_split is None and not 0 < self.val_fraction < 1:
-            raise ValueError("--val-fraction must be between 0 and 1")
-        for name, value, known in (
-            ("--norm-layers", self.norm_layers, NORM_LAYERS),
-            ("--optimizer", self.optimizer, OPTIMIZERS),
-            ("--head-init", self.head_init, HEAD_INITS),
-        ):
-            if value not in known:
-                raise ValueError(f"unknown {name} {value!r} (known: {', '.join(known)})")
-        numbers = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for name, value in numbers.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"--{name.replace('_', '-')} must be a finite number, not {value}")
-        for name, ok in (
-            ("weight_decay", self.weight_decay >= 0),
-            ("momentum", 0 <= self.momentum < 1),
-            ("warmup_epochs", self.warmup_epochs >= 0),
-            ("clip_grad_norm", self.clip_grad_norm is None or self.clip_grad_norm > 0),
-            ("patience", self.patience >= 0),
-            ("max_drops", self.max_drops >= 0),
-            ("threads", self.threads is None or self.threads >= 1),
-        ):
-            if not ok:
-                raise ValueError(f"--{name.replace('_', '-')} {numbers[name]} is out of range")
-        if not 0 <= self.ema < 1:
-            raise ValueError("--ema must be in [0, 1) (0 = off; 0.998 averages ~500 steps)")
 
 
 @dataclass

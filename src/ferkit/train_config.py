@@ -1,0 +1,278 @@
+"""Every training option in one place. ``TrainConfig``'s fields are ``ferkit train``'s options
+(name, default, help text and allowed values live with the field), the settings a run stores
+so that ``--resume`` needs nothing else, and the command line a summary records
+(:func:`command_line`): the parser, the checks and the recorded commands cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, number
+from .data import DATA_HELP
+from .losses import LOSSES
+from .models import list_models
+from .models.norm import NORM_LAYERS
+
+SCHEDULES = ("plateau", "onecycle", "cosine")
+OPTIMIZERS = ("sgd", "adamw")
+HEAD_INITS = ("paper", "zero")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Options every recorded command spells out, default or not (the rest appear when changed).
+RECORDED_ALWAYS = ("arch", "loss", "schedule", "epochs", "lr", "weight_decay")
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",  # noqa: A002 (argparse's word)
+    *,
+    type: Callable[[str], Any] | None = None,  # noqa: A002
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+    group: str | None = None,
+    paper: bool = False,
+    on_resume: bool = False,
+    recorded: bool = True,
+    hidden: bool = False,
+) -> Any:
+    """A ``TrainConfig`` field with its command-line option: ``type`` checks a value (the CLI's
+    and :meth:`TrainConfig.validate`'s), ``group`` names mutually exclusive options,
+    ``paper`` says the default is the paper's, ``on_resume`` lets ``--resume`` change it, ``recorded=False`` keeps it out of recorded
+    commands, ``hidden`` out of ``--help``."""
+    meta = dict(
+        help=help,
+        type=type,
+        choices=choices,
+        metavar=metavar,
+        group=group,
+        paper=paper,
+        on_resume=on_resume,
+        recorded=recorded,
+        hidden=hidden,
+    )
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; stored in the run so ``--resume`` needs nothing else."""
+
+    data: str = option(help=DATA_HELP, on_resume=True)
+    out: str = option(help="run folder to create")
+    arch: str = option("bkvgg12", "network, one of `ferkit models`")
+    loss: str = option(
+        "svm", "svm: the L2 multi-class SVM (eq. 4); ce: cross-entropy", choices=LOSSES
+    )
+    schedule: str = option(
+        "plateau",
+        "plateau: the paper's lr/10 when the training loss stalls; onecycle, cosine: fixed "
+        "budgets over --epochs",
+        choices=SCHEDULES,
+        paper=True,
+    )
+    epochs: int = option(
+        100, "total epochs (with --resume: raise the total)", type=POSITIVE_INT, on_resume=True
+    )
+    lr: float = option(
+        0.01,
+        "initial (plateau, cosine) or peak (onecycle) learning rate",
+        type=POSITIVE,
+        paper=True,
+    )
+    weight_decay: float = option(5e-4, "L2 weight decay", type=NON_NEGATIVE, paper=True)
+    momentum: float = option(0.9, "SGD momentum", type=number(float, min=0, below=1), paper=True)
+    nesterov: bool = option(False, "Nesterov momentum")
+    batch_size: int = option(256, "global batch size", type=POSITIVE_INT, paper=True)
+    val_fraction: float = option(
+        0.1,
+        "stratified, seeded share of Training held out for model selection",
+        type=number(float, above=0, below=1),
+        group="validation",
+    )
+    val_split: str | None = option(
+        None, "validate on this split instead (never for reported test figures)", group="validation"
+    )
+    augment: bool = option(True, "train on centre crops instead (Table IV's baseline)")
+    augment_strength: float = option(
+        1.0,
+        "scale the rotation (+-45 deg) and rescaling (42-54 px) ranges by S; mirroring and "
+        "crops stay (III-C-2; below 1 suits short budgets)",
+        type=number(float, above=0, max=2),
+        metavar="S",
+        paper=True,
+    )
+    # eq. 2's init + the SVM loss give gradient norms ~1e3 at the start: lr 0.01 from step one
+    # diverges, so plateau and cosine warm up
+    warmup_epochs: float = option(
+        1.0,
+        "plateau, cosine: linear learning-rate warm-up from lr/100 over this many epochs "
+        "(0 = none)",
+        type=NON_NEGATIVE,
+    )
+    clip_grad_norm: float | None = option(
+        None,
+        "cap the gradient's global norm at this value (default: no cap, as in the paper)",
+        type=POSITIVE,
+    )
+    # the fast procedure's levers (defaults: the paper's procedure)
+    norm_layers: str = option(
+        "none",
+        "bn: train with BatchNorm after every convolution and hidden FC layer, folded into the "
+        "saved model (which stays the paper's network, same tensors and parameter count); "
+        "none: no normalisation layers",
+        choices=NORM_LAYERS,
+        paper=True,
+    )
+    optimizer: str = option(
+        "sgd",
+        "sgd: momentum SGD; adamw: Adam with decoupled weight decay (give it its own --lr, "
+        "e.g. 0.001, and --weight-decay, e.g. 0.05)",
+        choices=OPTIMIZERS,
+        paper=True,
+    )
+    ema: float = option(
+        0.0,
+        "keep a moving average of the weights with this decay per step (e.g. 0.998; 0 = off); "
+        "the average is what is validated and saved",
+        type=number(float, min=0, below=1),
+        metavar="DECAY",
+    )
+    head_init: str = option(
+        "paper",
+        "paper: eq. 2 for every layer; zero: the output layer starts at 0",
+        choices=HEAD_INITS,
+        paper=True,
+    )
+    patience: int = option(
+        5, "plateau: epochs without a training-loss improvement before lr/10", type=COUNT
+    )
+    max_drops: int = option(
+        5, "plateau: stop when the loss stalls again after this many drops", type=COUNT
+    )
+    seed: int = option(0, "random seed", type=COUNT)
+    skip_bad: bool = option(
+        False,
+        "leave bad data rows out (reported on stderr) instead of stopping at the first",
+        recorded=False,
+    )
+    threads: int | None = option(
+        None, "CPU threads for torch (default: torch's)", type=POSITIVE_INT, on_resume=True
+    )
+    device: str = option("auto", "training device", choices=DEVICES, on_resume=True)
+    precision: str = option(
+        "auto",
+        "auto: bf16/fp16 autocast where the hardware has it (CUDA, CPUs with AVX512-BF16/AMX), "
+        "else fp32",
+        choices=PRECISIONS,
+    )
+    quiet: bool = option(
+        False, "no progress bar: one JSON line per epoch", on_resume=True, recorded=False
+    )
+    # testing aid: each rank records the indices it trained on
+    trace_shards: str | None = option(None, recorded=False, hidden=True)
+
+    def validate(self) -> None:
+        """One clear ValueError for settings that cannot work: each option's own check, the
+        same the command line makes (for settings built in Python or read from a run)."""
+        if self.arch.lower() not in list_models():
+            raise ValueError(f"unknown network {self.arch!r} (known: {', '.join(list_models())})")
+        for f in dataclasses.fields(self):
+            value, meta, flag = getattr(self, f.name), f.metadata, option_flag(f.name)
+            if meta.get("choices") and value not in meta["choices"]:
+                known = ", ".join(meta["choices"])
+                raise ValueError(f"unknown {flag} {value!r} (known: {known})")
+            check = meta.get("type")
+            if check is None or value is None or isinstance(value, bool):
+                continue
+            if not isinstance(value, int | float):
+                raise ValueError(f"{flag} must be a number, not {value!r}")
+            try:
+                check(repr(value))
+            except argparse.ArgumentTypeError as e:
+                raise ValueError(f"{flag} {e}") from None
+
+
+def option_flag(name: str) -> str:
+    """A field's command-line option: ``weight_decay`` -> ``--weight-decay``."""
+    return "--" + name.replace("_", "-")
+
+
+def bool_flag(name: str, default: bool) -> str:
+    """The flag that changes a boolean field from its default (``--nesterov``, ``--no-augment``)."""
+    return option_flag(name) if not default else "--no-" + name.replace("_", "-")
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Every field of :class:`TrainConfig` as an option of ``parser``, with its help, check and
+    default. Options left out are ``None`` in the parsed namespace (the field's default then)."""
+    groups: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        where = parser
+        if meta["group"]:
+            if meta["group"] not in groups:
+                groups[meta["group"]] = parser.add_mutually_exclusive_group()
+            where = groups[meta["group"]]
+        if meta["hidden"]:
+            where.add_argument(option_flag(f.name), help=argparse.SUPPRESS)
+            continue
+        help_text = meta["help"]
+        if isinstance(f.default, bool):
+            where.add_argument(
+                bool_flag(f.name, f.default),
+                dest=f.name,
+                action="store_const",
+                const=not f.default,
+                help=help_text,
+            )
+            continue
+        if f.default not in (None, dataclasses.MISSING):
+            shown = f"{f.default:g}" if isinstance(f.default, float) else f.default
+            help_text += (
+                f" (default {shown}, the paper's)" if meta["paper"] else f" (default {shown})"
+            )
+        where.add_argument(
+            option_flag(f.name),
+            type=meta["type"],
+            choices=meta["choices"],
+            metavar=meta["metavar"],
+            help=help_text,
+        )
+
+
+def config_from_options(given: dict[str, Any]) -> TrainConfig:
+    """A ``TrainConfig`` from parsed options (``None``: not given, the field's default)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in given.items() if k in names and v is not None})
+
+
+def resume_overrides(given: dict[str, Any]) -> dict[str, Any]:
+    """The options given beside ``--resume`` that may change a stored run's settings."""
+    return {
+        f.name: given[f.name]
+        for f in dataclasses.fields(TrainConfig)
+        if f.metadata["on_resume"] and given.get(f.name) is not None
+    }
+
+
+def command_line(cfg: TrainConfig) -> str:
+    """The ``ferkit train`` command that makes ``cfg``: data, out, the options in
+    ``RECORDED_ALWAYS``, then every other recorded option that differs from its default."""
+    args = ["ferkit", "train", "--data", cfg.data, "--out", cfg.out]
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(cfg, f.name)
+        if f.name in ("data", "out") or not f.metadata["recorded"]:
+            continue
+        if f.name not in RECORDED_ALWAYS and value == f.default:
+            continue
+        if isinstance(f.default, bool):
+            args.append(bool_flag(f.name, f.default))
+        else:
+            args += [option_flag(f.name), str(value)]
+    return shlex.join(args)
