@@ -19,8 +19,7 @@ def test_every_command_is_in_the_contract(command):
 
 
 def test_run_files_checkpoint_and_metrics_keys_are_in_the_contract():
-    from ferkit.checkpoint import CHECKPOINT_KEYS
-    from ferkit.train import RUN_FILES, EpochMetrics
+    from ferkit.run_folder import CHECKPOINT_KEYS, RUN_FILES, EpochMetrics
 
     for name in RUN_FILES:
         assert f"`RUN/{name}`" in CONTRACT, name

@@ -5,9 +5,10 @@ import torch
 from synth import tiny_config
 
 import ferkit
-from ferkit.checkpoint import load_checkpoint, load_model
+from ferkit.checkpoint import load_model
 from ferkit.models import create_model, list_models
 from ferkit.models.norm import fold_batchnorm, with_batchnorm
+from ferkit.run_folder import load_checkpoint
 from ferkit.train import ema_decay, train, update_ema
 
 

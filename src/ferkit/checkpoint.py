@@ -1,6 +1,6 @@
-"""Files that describe themselves: ``model.safetensors`` (weights + normalisation + metadata)
-and ``checkpoint.pt`` (everything ``--resume`` needs). Loading never runs code from a file:
-safetensors, or ``torch.load(weights_only=True)``.
+"""Model files that describe themselves: ``model.safetensors`` (weights + normalisation +
+metadata, loadable with nothing but the file) and the int8 calibration beside it. Loading never
+runs code from a file. The training checkpoint and the rest of a run folder are ``run_folder``'s.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .labels import INPUT_SIZE
 from .model import FerModel, ModelMeta
 from .models import create_model
 from .preprocess import Normalizer
+from .run_folder import MODEL_FILE
 
 MODEL_FORMAT = "ferkit-model/1"
 SHIPPED_MODEL = "bkvgg12.safetensors"
@@ -54,7 +55,7 @@ def shipped_model_path() -> Path | None:
 def model_file(path: str | os.PathLike) -> Path:
     """A model path as given: the file itself, or a run folder's ``model.safetensors``."""
     p = Path(path)
-    return p / "model.safetensors" if p.is_dir() else p
+    return p / MODEL_FILE if p.is_dir() else p
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -264,42 +265,3 @@ def meta_dict(model: FerModel) -> dict[str, Any]:
     d["precision"] = "int8" if model.int8 else "fp32"
     d["backend"] = model.backend
     return d
-
-
-def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write a training checkpoint atomically (tensors and plain data only)."""
-    with atomic_write(path) as fh:
-        torch.save(state, fh)
-
-
-class CheckpointError(ValueError):
-    """A ``checkpoint.pt`` that cannot be resumed from (corrupt, truncated, foreign, crafted)."""
-
-
-#: What every checkpoint ``ferkit train`` writes holds.
-CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "best_val_acc", "best_epoch", "config", "rng")
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training checkpoint without executing anything from it; CheckpointError naming
-    the file for anything else (never advice to unpickle it)."""
-    import pickle
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"{path}: refused: it holds objects other than tensors and plain data, which ferkit "
-            "never unpickles (not a checkpoint ferkit wrote)"
-        ) from None
-    except Exception as e:  # truncated zip, random bytes, ...: torch raises many kinds
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a ferkit checkpoint (a {type(state).__name__})")
-    missing = [k for k in CHECKPOINT_KEYS if k not in state]
-    if missing:
-        raise CheckpointError(f"{path}: not a ferkit checkpoint (no {', '.join(missing)})")
-    return state

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .atomic import atomic_write, remove_stale_temporaries
+from .atomic import remove_stale_temporaries
 from .augment import AugmentConfig, augment
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, save_model
-from .data import DataError, load_fer2013, stratified_split
+from .checkpoint import save_model
+from .data import load_fer2013, stratified_split
 from .device import autocast, autocast_dtype, memory_format, resolve_device
 from .figures import training_curves
 from .labels import TRAIN_SPLIT
@@ -41,26 +41,19 @@ from .model import FerModel, ModelMeta
 from .models import create_model
 from .models.norm import fold_batchnorm, with_batchnorm
 from .preprocess import Normalizer
+from .run_folder import (
+    CheckpointError,
+    EpochMetrics,
+    RunFolder,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .train_config import TrainConfig
 from .views import center_crop
 
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite (the learning rate is too high)."""
-
-
-@dataclass
-class EpochMetrics:
-    """One line of ``metrics.jsonl``."""
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    lr: float
-    images_per_s: float
-    seconds: float
 
 
 @dataclass
@@ -166,29 +159,6 @@ class _DistInfo:
         return t
 
 
-def _write_metrics(history: list[EpochMetrics], path: Path) -> None:
-    with atomic_write(path, "w") as fh:
-        for m in history:
-            fh.write(json.dumps(dataclasses.asdict(m)) + "\n")
-
-
-def _read_metrics(path: Path, upto: int) -> list[EpochMetrics]:
-    if not path.exists():
-        return []
-    rows = [EpochMetrics(**json.loads(line)) for line in path.read_text().splitlines() if line]
-    return [m for m in rows if m.epoch <= upto]
-
-
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder / ".write-test") as fh:
-            fh.write(b"")
-        (folder / ".write-test").unlink()
-    except OSError as e:
-        raise ValueError(f"cannot write to the run folder {folder}: {e.strerror or e}") from None
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -215,10 +185,6 @@ def train_step(
     return loss, scores
 
 
-#: What makes a folder a run: ``train`` never writes over these without ``overwrite``.
-RUN_FILES = ("model.safetensors", "checkpoint.pt", "metrics.jsonl")
-
-
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train (or continue) the run in ``cfg.out``; returns its summary. Rank 0 writes the files.
 
@@ -227,7 +193,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
     training fails before writing anything into it."""
     cfg.validate()
     out = Path(cfg.out)
-    if not resume and not overwrite and (found := [f for f in RUN_FILES if (out / f).exists()]):
+    if not resume and not overwrite and (found := RunFolder(out).run_files()):
         raise ValueError(
             f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
             "choose a new --out, or pass --overwrite to start again over it"
@@ -243,9 +209,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
 
 def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     out = Path(cfg.out)
+    run = RunFolder(out)
     di = _DistInfo()
     if di.main:
-        _check_writable(out)
+        run.check_writable()
         remove_stale_temporaries(out)  # left by a kill -9 mid-write
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -302,7 +269,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     start_epoch, best_val, best_epoch, drops = 1, -1.0, 0, 0
     history: list[EpochMetrics] = []
     if resume:
-        ck = load_checkpoint(out / "checkpoint.pt")
+        ck = load_checkpoint(run.checkpoint)
         try:
             net.load_state_dict(ck["model"])
             if average is not None:
@@ -315,11 +282,11 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise CheckpointError(
-                f"{out / 'checkpoint.pt'}: does not fit this run's settings ({first})"
+                f"{run.checkpoint}: does not fit this run's settings ({first})"
             ) from None
-        history = _read_metrics(out / "metrics.jsonl", ck["epoch"])
+        history = run.read_metrics(upto=ck["epoch"])
         if di.main:
-            _write_metrics(history, out / "metrics.jsonl")  # drop lines of an unfinished epoch
+            run.write_metrics(history)  # drop lines of an unfinished epoch
         if start_epoch > cfg.epochs:
             say(f"{out} has finished its {cfg.epochs} epochs (raise them with --epochs N)")
         else:
@@ -389,7 +356,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"training loss became {train_loss} in epoch {epoch}: lower --lr (now {cfg.lr}); "
-                f"the last good state is epoch {epoch - 1} in {out / 'checkpoint.pt'}"
+                f"the last good state is epoch {epoch - 1} in {run.checkpoint}"
             )
 
         # ---- validation (each rank scores its share of the validation set)
@@ -434,14 +401,14 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                         normalizer,
                         meta,
                     ),
-                    out / "model.safetensors",
+                    run.model,
                 )
-            _write_metrics(history, out / "metrics.jsonl")
+            run.write_metrics(history)
             training_curves(
                 [m.epoch for m in history],
                 [m.train_acc for m in history],
                 [m.val_acc for m in history],
-                out / "curves.png",
+                run.curves,
                 f"{cfg.arch} + {cfg.loss}",
             )
             save_checkpoint(
@@ -457,7 +424,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                     "config": json.dumps(dataclasses.asdict(cfg)),
                     "rng": {"torch": torch.get_rng_state()},
                 },
-                out / "checkpoint.pt",
+                run.checkpoint,
             )
             if cfg.quiet:
                 say(json.dumps(dataclasses.asdict(m)))
@@ -469,8 +436,8 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                 )
         if cfg.trace_shards:
             _trace_weights(cfg.trace_shards, di.rank, net)
-    if di.main and (out / "model.safetensors").exists():
-        t = _fit_temperature(out / "model.safetensors", val_imgs, val_lbls)
+    if di.main and run.model.exists():
+        t = _fit_temperature(run.model, val_imgs, val_lbls)
         if t is not None:
             say(f"probabilities: temperature {t:g} fitted on the {len(val_lbls)} validation faces")
     if di.world > 1:
@@ -563,27 +530,3 @@ def _trace_weights(folder: str, rank: int, net: torch.nn.Module) -> None:
         {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
         str(Path(folder) / f"rank{rank}-weights.safetensors"),
     )
-
-
-def load_run_config(run: str | os.PathLike) -> TrainConfig:
-    """The settings stored in a run's ``checkpoint.pt``."""
-    p = Path(run) / "checkpoint.pt"
-    if not p.is_file():
-        raise DataError(p, None, "no checkpoint to resume from")
-    raw = load_checkpoint(p)["config"]
-    try:
-        stored = json.loads(raw)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{p}: bad stored settings (not JSON: {e})") from None
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    if not isinstance(stored, dict) or (unknown := sorted(set(stored) - known)):
-        what = "not an object" if not isinstance(stored, dict) else f"unknown {', '.join(unknown)}"
-        raise CheckpointError(f"{p}: bad stored settings ({what})")
-    if missing := [k for k in ("data", "out") if k not in stored]:
-        raise CheckpointError(f"{p}: bad stored settings (no {', '.join(missing)})")
-    try:
-        cfg = TrainConfig(**stored)
-        cfg.validate()
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{p}: bad stored settings ({e})") from None
-    return cfg

@@ -1,0 +1,184 @@
+"""The run folder ``ferkit train --out RUN`` writes, in one place: its file names, the
+``checkpoint.pt`` schema (everything ``--resume`` needs), ``metrics.jsonl`` (one
+:class:`EpochMetrics` a line) and the settings stored for ``--resume``. ``train`` writes it,
+``reproduce`` and ``cli`` read it; the model file itself is ``checkpoint``'s.
+
+Loading never runs code from a file: ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_write
+from .train_config import TrainConfig
+
+MODEL_FILE = "model.safetensors"  # the best weights so far, self-describing
+CHECKPOINT_FILE = "checkpoint.pt"  # the last finished epoch, for --resume
+METRICS_FILE = "metrics.jsonl"  # one EpochMetrics per finished epoch
+CURVES_FILE = "curves.png"  # Fig. 2 of the run
+#: What makes a folder a run: ``train`` never writes over these without ``overwrite``.
+RUN_FILES = (MODEL_FILE, CHECKPOINT_FILE, METRICS_FILE)
+#: What every checkpoint ``ferkit train`` writes holds.
+CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "best_val_acc", "best_epoch", "config", "rng")
+
+
+class CheckpointError(ValueError):
+    """A ``checkpoint.pt`` that cannot be resumed from (corrupt, truncated, foreign, crafted)."""
+
+
+@dataclass
+class EpochMetrics:
+    """One line of ``metrics.jsonl``."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    lr: float
+    images_per_s: float
+    seconds: float
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a training checkpoint atomically (tensors and plain data only)."""
+    with atomic_write(path) as fh:
+        torch.save(state, fh)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a training checkpoint without executing anything from it; CheckpointError naming
+    the file for anything else (never advice to unpickle it)."""
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: refused: it holds objects other than tensors and plain data, which ferkit "
+            "never unpickles (not a checkpoint ferkit wrote)"
+        ) from None
+    except Exception as e:  # truncated zip, random bytes, ...: torch raises many kinds
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({first})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a ferkit checkpoint (a {type(state).__name__})")
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a ferkit checkpoint (no {', '.join(missing)})")
+    return state
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder and what it holds."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike):
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def model(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def curves(self) -> Path:
+        return self.path / CURVES_FILE
+
+    def run_files(self) -> list[str]:
+        """The files that make this folder a run, those present."""
+        return [f for f in RUN_FILES if (self.path / f).exists()]
+
+    def check_writable(self) -> None:
+        """Create the folder if needed; a ValueError naming it when it cannot be written."""
+        probe = self.path / ".write-test"
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            with atomic_write(probe) as fh:
+                fh.write(b"")
+            probe.unlink()
+        except OSError as e:
+            raise ValueError(
+                f"cannot write to the run folder {self.path}: {e.strerror or e}"
+            ) from None
+
+    def read_metrics(self, upto: int | None = None) -> list[EpochMetrics]:
+        """The finished epochs (up to ``upto``), none if the run has not started."""
+        if not self.metrics.exists():
+            return []
+        lines = self.metrics.read_text().splitlines()
+        rows = [EpochMetrics(**json.loads(line)) for line in lines if line.strip()]
+        return [m for m in rows if upto is None or m.epoch <= upto]
+
+    def write_metrics(self, history: list[EpochMetrics]) -> None:
+        with atomic_write(self.metrics, "w") as fh:
+            for m in history:
+                fh.write(json.dumps(dataclasses.asdict(m)) + "\n")
+
+    def curve(self) -> list[list[float]]:
+        """[epoch, validation accuracy %, wall hours so far, training accuracy %] per epoch
+        (training accuracy as measured during the epoch: dropout on, batches augmented when
+        the run augments)."""
+        rows, hours = [], 0.0
+        for m in self.read_metrics():
+            hours += m.seconds / 3600
+            rows.append(
+                [m.epoch, round(100 * m.val_acc, 2), round(hours, 3), round(100 * m.train_acc, 2)]
+            )
+        return rows
+
+    def wall_seconds(self) -> float | None:
+        """Training time of the finished epochs, as measured; None before the first."""
+        epochs = self.read_metrics()
+        return sum(m.seconds for m in epochs) if epochs else None
+
+    def config(self) -> TrainConfig:
+        """The settings stored in the run's checkpoint; CheckpointError for bad ones."""
+        from .data import DataError
+
+        p = self.checkpoint
+        if not p.is_file():
+            raise DataError(p, None, "no checkpoint to resume from")
+        raw = load_checkpoint(p)["config"]
+        try:
+            stored = json.loads(raw)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{p}: bad stored settings (not JSON: {e})") from None
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        if not isinstance(stored, dict) or (unknown := sorted(set(stored) - known)):
+            what = (
+                "not an object" if not isinstance(stored, dict) else f"unknown {', '.join(unknown)}"
+            )
+            raise CheckpointError(f"{p}: bad stored settings ({what})")
+        if missing := [k for k in ("data", "out") if k not in stored]:
+            raise CheckpointError(f"{p}: bad stored settings (no {', '.join(missing)})")
+        try:
+            cfg = TrainConfig(**stored)
+            cfg.validate()
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{p}: bad stored settings ({e})") from None
+        return cfg
+
+
+def load_run_config(run: str | os.PathLike) -> TrainConfig:
+    """The settings stored in a run's ``checkpoint.pt`` (what ``--resume RUN`` continues)."""
+    return RunFolder(run).config()
