@@ -30,7 +30,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         ["preprocess", "views", "augment", "data", "temperature", "figures", "train_config"], 1
     ),
-    **dict.fromkeys(["model", "quantize", "checkpoint", "onnx_model"], 2),
+    **dict.fromkeys(["model", "quantize", "checkpoint", "onnx_model", "run_folder"], 2),
     **dict.fromkeys(
         [
             "predict",
@@ -41,6 +41,9 @@ LAYERS: dict[str, int] = {
             "batch",
             "ray_engine",
             "reproduce",
+            "reproduce.catalogue",
+            "reproduce.runner",
+            "reproduce.report",
             "benchmark",
             "serve",
             "serve.batcher",

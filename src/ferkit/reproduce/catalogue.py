@@ -1,0 +1,247 @@
+"""The catalogue of ``ferkit reproduce``: every experiment of the paper's Tables IV-VII, with the
+paper's figures, and the recipes (variations for short budgets). Data only; the runner and the
+report read it."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..labels import LABELS
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One trained model of the paper and how it is tested; ``paper`` = (public %, private %).
+
+    A recipe experiment (``base`` set) changes one thing of the paper's experiment ``base``, to
+    measure what gets a short budget further; it has no figure of the paper.
+    """
+
+    name: str
+    table: str
+    arch: str
+    loss: str
+    augment: bool
+    methods: tuple[str, ...]
+    paper: dict[str, tuple[float, float]]  # method -> (public, private)
+    augment_strength: float = 1.0  # rotation/rescale ranges x this (train --augment-strength)
+    batch_size: int = 256  # the paper's (train --batch-size)
+    epochs: int | None = None  # a recipe's own training length (else reproduce --epochs)
+    lr: float | None = None  # a recipe's own (peak) learning rate (else reproduce --lr)
+    weight_decay: float | None = None  # a recipe's own weight decay (else the paper's)
+    schedule: str | None = None  # a recipe's own learning-rate schedule (else reproduce's)
+    # the fast procedure's levers (train --norm-layers, --optimizer, --ema, --head-init)
+    norm_layers: str = "none"
+    optimizer: str = "sgd"
+    ema: float = 0.0
+    head_init: str = "paper"
+    base: str | None = None
+    change: str = ""  # what differs from ``base``, in words
+
+
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment(
+        "bkstart-ce-noaug", "IV", "bkstart", "ce", False, ("eval1",), {"eval1": (61.0, 60.6)}
+    ),
+    Experiment(
+        "bkstart-ce",
+        "IV/V/VI",
+        "bkstart",
+        "ce",
+        True,
+        ("eval1", "eval2"),
+        {"eval1": (68.3, 69.5), "eval2": (69.2, 70.4)},
+    ),
+    Experiment(
+        "bkvgg8-ce",
+        "V/VI",
+        "bkvgg8",
+        "ce",
+        True,
+        ("eval1", "eval2"),
+        {"eval1": (66.4, 68.2), "eval2": (67.6, 69.1)},
+    ),
+    Experiment(
+        "bkstart-svm", "VI/VII", "bkstart", "svm", True, ("eval2",), {"eval2": (69.7, 70.9)}
+    ),
+    Experiment("bkvgg8-svm", "VI/VII", "bkvgg8", "svm", True, ("eval2",), {"eval2": (68.7, 70.2)}),
+    Experiment("bkvgg10-svm", "VII", "bkvgg10", "svm", True, ("eval2",), {"eval2": (69.5, 70.4)}),
+    Experiment(
+        "bkvgg12-svm",
+        "VII/IX",
+        "bkvgg12",
+        "svm",
+        True,
+        ("center", "eval1", "eval2"),
+        {"eval2": (71.0, 71.9)},
+    ),
+    Experiment("bkvgg14-svm", "VII", "bkvgg14", "svm", True, ("eval2",), {"eval2": (70.6, 71.4)}),
+)
+
+#: The fast procedure (issue: the paper's networks trained in hours): BatchNorm folded into the
+#: saved network, AdamW, a moving average of the weights; the paper's loss, augmentation, batch.
+FAST = dict(
+    norm_layers="bn", optimizer="adamw", lr=0.001, weight_decay=0.05, ema=0.998, head_init="zero"
+)
+
+FAST_CHANGE = (
+    "fast procedure: BatchNorm after every convolution and hidden FC layer (folded into the "
+    "saved network), AdamW lr 0.001 wd 0.05, 1-epoch warm-up then cosine, weight average 0.998, "
+    "output layer started at zero"
+)
+
+_HALF_AUGMENTATION = "rotation +-22.5 deg, rescaling 45-51 px (half the paper's ranges)"
+
+#: The fast procedure on BKVGG12 over 25 epochs (a recipe of its own, and the base of longer ones).
+FAST_BKVGG12 = Experiment(
+    "bkvgg12-svm-fast",
+    "recipe",
+    "bkvgg12",
+    "svm",
+    True,
+    ("center", "eval1", "eval2"),
+    {},
+    epochs=25,
+    schedule="cosine",
+    base="bkvgg12-svm",
+    change=FAST_CHANGE,
+    **FAST,
+)
+
+#: Variations on the paper's recipe for short budgets (run only when named).
+RECIPES: tuple[Experiment, ...] = (
+    Experiment(
+        "bkstart-svm-aug0.5",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        augment_strength=0.5,
+        base="bkstart-svm",
+        change=_HALF_AUGMENTATION,
+    ),
+    Experiment(
+        "bkvgg12-svm-aug0.5",
+        "recipe",
+        "bkvgg12",
+        "svm",
+        True,
+        ("center", "eval1", "eval2"),
+        {},
+        augment_strength=0.5,
+        base="bkvgg12-svm",
+        change=_HALF_AUGMENTATION,
+    ),
+    Experiment(
+        "bkstart-svm-b64",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        batch_size=64,
+        base="bkstart-svm",
+        change="batch 64: four times the updates per epoch, same peak learning rate",
+    ),
+    Experiment(
+        "bkstart-svm-e80",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        epochs=80,
+        base="bkstart-svm",
+        change="80 epochs: twice the base's one-cycle schedule, stretched",
+    ),
+    Experiment(
+        "bkstart-svm-lr0.02",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        lr=0.02,
+        base="bkstart-svm",
+        change="peak learning rate 0.02: twice the base's",
+    ),
+    Experiment(
+        "bkstart-svm-wd1e-4",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        weight_decay=1e-4,
+        base="bkstart-svm",
+        change="weight decay 0.0001: a fifth of the paper's",
+    ),
+    Experiment(
+        "bkstart-svm-plateau",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        schedule="plateau",
+        base="bkstart-svm",
+        change="the paper's schedule: 0.01 (after a 1-epoch warm-up) / 10 each time the "
+        "training loss stalls 5 epochs",
+    ),
+    Experiment(
+        "bkstart-svm-cosine",
+        "recipe",
+        "bkstart",
+        "svm",
+        True,
+        ("eval2",),
+        {},
+        schedule="cosine",
+        base="bkstart-svm",
+        change="cosine decay from 0.01 after a 1-epoch warm-up (one-cycle's slow 25 % ramp cut)",
+    ),
+    FAST_BKVGG12,
+    dataclasses.replace(
+        FAST_BKVGG12,
+        name="bkvgg12-svm-fast-e50",
+        epochs=50,
+        base="bkvgg12-svm-fast",
+        change="50 epochs: twice the fast recipe's cosine schedule, stretched",
+    ),
+)
+
+#: Tests every summary records besides its table's: cheap (1 and 10 views a face against
+#: Eval2's 648), so that any two runs, recipes and their bases included, compare on each test.
+CHEAP_METHODS = ("center", "eval1")
+
+#: Table IX (BKVGG12, PrivateTest, % of each true class).
+PAPER_TABLE_IX = dict(zip(LABELS, (63.14, 69.09, 51.89, 89.76, 61.78, 82.45, 73.16), strict=True))
+
+PAPER_PARAMS = {
+    "bkstart": "7.17 M",
+    "bkvgg8": "3.40 M",
+    "bkvgg10": "4.14 M",
+    "bkvgg12": "4.19 M",
+    "bkvgg14": "4.92 M",
+}
+
+
+def recorded_tests(exp: Experiment) -> tuple[str, ...]:
+    """Every test an experiment's summary records: the cheap ones, then its table's."""
+    return tuple(dict.fromkeys(CHEAP_METHODS + exp.methods))
+
+
+def experiment(name: str) -> Experiment:
+    for e in EXPERIMENTS + RECIPES:
+        if e.name == name:
+            return e
+    known = ", ".join(e.name for e in EXPERIMENTS + RECIPES)
+    raise ValueError(f"unknown experiment {name!r} (known: {known})")

@@ -1,0 +1,204 @@
+"""Running the catalogue: train (or resume, or skip) each experiment as an ordinary resumable
+``ferkit train`` run, evaluate the tests its summary lacks, write the summary, then the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import atomic_write
+from .catalogue import EXPERIMENTS, Experiment, experiment, recorded_tests
+from .report import write_figures, write_report
+
+
+@dataclass
+class Budget:
+    """The training recipe every experiment gets (the BKVGG12 run may be given more)."""
+
+    epochs: int = 60
+    schedule: str = "onecycle"
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    nesterov: bool = True
+    threads: int | None = None
+
+
+def run_experiment(
+    exp: Experiment,
+    data: str,
+    out: Path,
+    summaries: Path,
+    budget: Budget,
+    quiet: bool = True,
+    by_view: bool = False,
+) -> dict:
+    """Train (or resume, or skip) one experiment, evaluate it, write its summary JSON.
+
+    ``quiet`` trains with a JSON line per epoch instead of a progress bar (for logs);
+    evaluation shows its bar either way. What a recipe sets itself (epochs, learning rate,
+    weight decay, schedule) overrides ``budget``. ``by_view`` re-runs an Eval2 recorded without its
+    view-by-view breakdown (as long as the first time) and never trains a finished experiment
+    on, whatever ``budget.epochs`` says.
+    """
+    import torch
+
+    from ..checkpoint import file_sha256, model_file
+    from ..run_folder import RunFolder
+    from ..train import train
+    from ..train_config import TrainConfig, command_line
+
+    own = ("epochs", "lr", "weight_decay", "schedule")
+    budget = dataclasses.replace(
+        budget, **{k: getattr(exp, k) for k in own if getattr(exp, k) is not None}
+    )
+    threads = budget.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)  # for evaluating too, finished experiments' included
+    summary_path = summaries / f"{exp.name}.json"
+    run = out / "runs" / exp.name
+    folder = RunFolder(run)
+    if summary_path.exists():
+        done = json.loads(summary_path.read_text())
+        if by_view or done.get("budget", {}).get("epochs") == budget.epochs:
+            return _complete(done, exp, run, data, summary_path, by_view)
+    cfg = TrainConfig(
+        data=str(data),
+        out=str(run),
+        arch=exp.arch,
+        loss=exp.loss,
+        augment=exp.augment,
+        augment_strength=exp.augment_strength,
+        batch_size=exp.batch_size,
+        schedule=budget.schedule,
+        epochs=budget.epochs,
+        lr=budget.lr,
+        weight_decay=budget.weight_decay,
+        nesterov=budget.nesterov,
+        threads=budget.threads,
+        quiet=quiet,
+        norm_layers=exp.norm_layers,
+        optimizer=exp.optimizer,
+        ema=exp.ema,
+        head_init=exp.head_init,
+    )
+    command = command_line(cfg)
+    t0 = time.perf_counter()
+    if folder.checkpoint.exists():
+        stored = folder.config()
+        stored.epochs, stored.data, stored.out = budget.epochs, str(data), str(run)
+        result = train(stored, resume=True)
+    else:
+        result = train(cfg)
+    torch.set_num_threads(threads)  # a resumed run may have set its own
+    train_seconds = folder.wall_seconds() or (time.perf_counter() - t0)
+    model_sha = file_sha256(model_file(run))
+    summary = {
+        "experiment": exp.name,
+        "table": exp.table,
+        "arch": exp.arch,
+        "loss": exp.loss,
+        "augment": exp.augment,
+        "augment_strength": exp.augment_strength,
+        "batch_size": exp.batch_size,
+        "budget": dataclasses.asdict(budget),
+        "epochs_done": result.epochs_done,
+        "best_epoch": result.best_epoch,
+        "val_acc": result.best_val_acc,
+        "train_seconds": round(train_seconds, 1),
+        "curve": folder.curve(),
+        "model_sha256": model_sha,
+        "results": [],
+        "command": command,
+        "machine": machine_description(),
+        "paper": {k: list(v) for k, v in exp.paper.items()},
+    }
+    return _complete(summary, exp, run, data, summary_path, by_view)
+
+
+def _complete(
+    summary: dict, exp: Experiment, run: Path, data: str, path: Path, by_view: bool = False
+) -> dict:
+    """Evaluate the tests ``summary`` lacks (all of them for a fresh run; the cheap ones for a
+    summary from before they were recorded) and write it; left as it is when the run's weights
+    are gone or are no longer the ones it describes."""
+    from ..checkpoint import file_sha256, load_model, model_file
+    from ..data import load_fer2013
+    from ..evaluate import evaluate
+
+    have = {
+        r["method"]
+        for r in summary["results"]
+        if not (by_view and r["method"] == "eval2" and not r.get("by_view"))
+    }
+    missing = [m for m in recorded_tests(exp) if m not in have]
+    if not missing:  # the usual rerun: no need to hash the weights
+        return summary
+    try:
+        current = file_sha256(model_file(run))
+    except FileNotFoundError:
+        return summary
+    if summary.get("model_sha256") != current:  # not about these weights any more
+        return summary
+    summary["model_sha256"] = current
+    ds = load_fer2013(data)
+    model = load_model(run)
+    partial = run / "eval-partial"  # Eval2 of a deep network outlasts a session: resumable
+    order = {m: i for i, m in enumerate(recorded_tests(exp))}
+    for method in missing:  # cheapest first, each written as it is done
+        results = evaluate(
+            model,
+            ds,
+            ds.test_splits,
+            [method],
+            progress=True,  # even in a log: Eval2 runs for an hour or more
+            resume_dir=partial,
+            model_id=current,
+            by_view=True,  # free: which of Eval2's views help this model, and which hurt
+        )
+        kept = [r for r in summary["results"] if r["method"] != method]
+        summary["results"] = kept + [r.to_dict() for r in results]
+        summary["results"].sort(key=lambda r: (r["split"], order.get(r["method"], len(order))))
+        _write_summary(path, summary)
+    shutil.rmtree(partial, ignore_errors=True)
+    return summary
+
+
+def _write_summary(path: Path, summary: dict) -> None:
+    with atomic_write(path, "w") as fh:
+        json.dump(summary, fh, indent=1)
+
+
+def machine_description() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{os.cpu_count()}-core {cpu} CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def reproduce(
+    data: str,
+    out: str,
+    experiments: list[str] | None,
+    budget: Budget,
+    summaries: str = "reproduction",
+    report: str = "REPRODUCTION.md",
+    by_view: bool = False,
+) -> str:
+    """Run the chosen experiments (default: all), then regenerate the figures and the report;
+    ``by_view``: see :func:`run_experiment`."""
+    chosen = [experiment(n) for n in experiments] if experiments else list(EXPERIMENTS)
+    out_p, sum_p = Path(out), Path(summaries)
+    sum_p.mkdir(parents=True, exist_ok=True)
+    for exp in chosen:
+        print(f"ferkit reproduce: {exp.name}", file=sys.stderr)
+        run_experiment(exp, data, out_p, sum_p, budget, not sys.stderr.isatty(), by_view)
+    write_figures(data, out_p, sum_p)
+    return write_report(sum_p, Path(report))
