@@ -11,18 +11,23 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .argtypes import COUNT, NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT
 from .data import DATA_HELP
 from .images import MAX_PIXELS
-from .train_config import add_train_options
+from .train_config import SCHEDULES, add_train_options
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
 
 
 class UsageError(ValueError):
     """A mistake in the command's arguments (exit status 2)."""
+
+
+def _models_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--json", action="store_true", help="print a JSON list")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -38,6 +43,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for i in infos:
         print(f"{i.name:<10} {i.params:>12,} {i.macs:>14,}  {'x'.join(map(str, i.input))}")
     return 0
+
+
+def _data_args(sp: argparse.ArgumentParser) -> None:
+    _data_file_args(sp)
+    sp.add_argument("--json", action="store_true", help="print a JSON object")
+    sp.add_argument(
+        "--save",
+        metavar="FILE",
+        help="also write a compact copy (.npz, or .npz.xz: FER-2013 in ~60 MB) that every "
+        "--data option reads",
+    )
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -70,10 +86,23 @@ def _report_skipped(ds) -> None:
         print(f"ferkit: {ds.skipped_message()}", file=sys.stderr)
 
 
+def _train_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
+    )
+    sp.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again in an --out folder that already holds a run (refused without it)",
+    )
+    add_train_options(sp)  # every TrainConfig field, its help and check beside the field
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .train import load_run_config, train
+    from .run_folder import load_run_config
+    from .train import train
     from .train_config import config_from_options, resume_overrides
 
     if args.resume:
@@ -86,6 +115,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("train needs --data PATH and --out RUN (or --resume RUN)")
     train(config_from_options(vars(args)), overwrite=args.overwrite)
     return 0
+
+
+def _evaluate_args(sp: argparse.ArgumentParser) -> None:
+    _model_args(sp)
+    sp.add_argument("--data", required=True, help=DATA_HELP)
+    sp.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave bad data rows out (reported on stderr) instead of stopping at the first",
+    )
+    sp.add_argument(
+        "--method",
+        choices=["center", "eval1", "eval2", "all"],
+        default="center",
+        help="views per image: 1, 10 or 648; all = the three",
+    )
+    sp.add_argument(
+        "--split", nargs="+", help="splits to score (default: every test split present)"
+    )
+    sp.add_argument("--out", help="folder for report.json, report.md, confusion.png")
+    sp.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="save scores in DIR every 256 images; the same command run again after an "
+        "interruption continues there (Eval2 of a deep network takes hours on a CPU)",
+    )
+    sp.add_argument(
+        "--by-view",
+        action="store_true",
+        help="also the accuracy from each rescaling and each rotation of Eval1/Eval2's views "
+        "alone, and from rotations up to +-a degrees (same views, no extra cost)",
+    )
+    sp.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
+    sp.add_argument("--json", action="store_true", help="print report.json's object")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -207,312 +270,7 @@ def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
         raise UsageError(str(e)) from None
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from .batch import predict_paths, read_labels, run_camera
-    from .predict import Recognizer
-
-    if args.engine == "ray":  # each worker loads the model itself
-        if not args.paths:
-            raise UsageError("predict needs image, folder or video paths")
-        labels = read_labels(args.labels) if args.labels else None
-        return _predict_done(args, labels, _predict_ray(args, labels))
-    rec = Recognizer(args.model, device=args.device, **_recognizer_options(args))
-    if args.camera is not None:
-        try:
-            run_camera(rec, args.camera)
-        except RuntimeError as e:
-            raise UsageError(str(e)) from None
-        return 0
-    if not args.paths:
-        raise UsageError("predict needs image, folder or video paths (or --camera N)")
-    labels = read_labels(args.labels) if args.labels else None
-    summary = predict_paths(
-        rec,
-        args.paths,
-        detect=not args.no_detect,
-        out=args.out,
-        as_json=args.json,
-        labels=labels,
-        every=args.every,
-    )
-    return _predict_done(args, labels, summary)
-
-
-def _predict_done(args: argparse.Namespace, labels: dict[str, str] | None, summary) -> int:
-    """The labels summary (stderr, and --json's last line), and the exit status."""
-    if labels is not None:
-        s = summary.to_dict()
-        text = (
-            f"{s['files']} files, a face in {s['with_face']}, "
-            f"largest face's label right for {s.get('correct', 0)} of {s.get('labelled', 0)} labelled"
-            + (f" ({100 * s['accuracy']:.1f} %)" if "accuracy" in s else "")
-        )
-        print(f"ferkit: {text}", file=sys.stderr)
-        if s.get("per_class"):
-            rows = [f"{k} {v['correct']}/{v['labelled']}" for k, v in s["per_class"].items()]
-            print("ferkit: right per true label: " + ", ".join(rows), file=sys.stderr)
-        if args.json:
-            print(json.dumps({"summary": s}))
-    return EXIT_INPUT if summary.failed else 0
-
-
-def _cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        import uvicorn
-
-        from .serve import ServeConfig, create_app
-    except ImportError:
-        raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
-    from .predict import Recognizer
-
-    rec = Recognizer(args.model, device=args.device, int8=args.int8, backend=args.backend)
-    cfg = ServeConfig(
-        max_upload_mb=args.max_upload_mb,
-        queue=args.queue,
-        max_pixels=int(args.max_megapixels * 1e6),
-        cors_origins=tuple(args.cors or ()),
-        body_timeout_s=args.timeout,
-        workers=args.workers,
-        batch_window_ms=args.batch_window_ms,
-        max_batch_faces=args.max_batch,
-    )
-    print(
-        f"ferkit: serving on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr
-    )
-    uvicorn.run(
-        create_app(rec, cfg),
-        host=args.host,
-        port=args.port,
-        log_level="warning" if args.quiet else "info",
-    )
-    return 0
-
-
-def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import Budget, reproduce, write_report, write_summary_figures
-
-    if args.report_only:
-        write_summary_figures(Path(args.summaries))
-        text = write_report(Path(args.summaries), Path(args.report))
-    elif not (args.data and args.out):
-        raise UsageError("reproduce needs --data PATH and --out DIR (or --report-only)")
-    else:
-        budget = Budget(
-            epochs=args.epochs, schedule=args.schedule, lr=args.lr, threads=args.threads
-        )
-        text = reproduce(
-            args.data, args.out, args.experiments, budget, args.summaries, args.report, args.by_view
-        )
-    print(f"ferkit: wrote {args.report} ({len(text.splitlines())} lines)", file=sys.stderr)
-    return 0
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_model
-
-    card = json.loads(args.card) if args.card else None
-    if card is not None and not isinstance(card, dict):
-        raise UsageError("--card must be a JSON object")
-    summary = None
-    if args.summary:
-        try:
-            with open(args.summary) as fh:
-                summary = json.load(fh)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"{args.summary}: not a reproduce summary ({e})") from None
-    if args.format == "onnx":
-        from .export import export_onnx
-
-        parity = export_onnx(args.model, args.out, card, args.verify_data, args.split, args.method)
-        if parity:
-            print(
-                f"ferkit: ONNX Runtime against torch on {parity.split} ({parity.method}, "
-                f"{parity.n} faces): max |score difference| {parity.max_score_difference:.2e}, "
-                f"{100 * parity.same_predictions:.2f} % identical predictions",
-                file=sys.stderr,
-            )
-        print(f"ferkit: wrote {args.out}", file=sys.stderr)
-        return 0
-    check = export_model(
-        args.model,
-        args.out,
-        args.dtype,
-        card,
-        args.verify_data,
-        args.split,
-        args.method,
-        args.tolerance,
-        summary=summary,
-    )
-    if check:
-        print(f"ferkit: {check.line()}", file=sys.stderr)
-    print(f"ferkit: wrote {args.out}", file=sys.stderr)
-    return 0
-
-
-def _cmd_quantize(args: argparse.Namespace) -> int:
-    from .export import PrecisionCheck, quantize_model
-
-    out, cal = quantize_model(
-        args.model,
-        args.data,
-        faces=args.faces,
-        split=None if args.no_check else args.split,
-        method=args.method,
-        tolerance=args.tolerance,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
-    if cal.check:
-        print(f"ferkit: {PrecisionCheck.from_dict(cal.check).line()}", file=sys.stderr)
-    print(f"ferkit: wrote {out} ({len(cal.ranges)} activation ranges)", file=sys.stderr)
-    return 0
-
-
-def _cmd_augment_preview(args: argparse.Namespace) -> int:
-    from .data import preview_faces
-    from .figures import augment_preview
-
-    faces = preview_faces(args.data, args.faces, args.seed)
-    augment_preview(faces.images, faces.labels, args.out, n_aug=args.per_face, seed=args.seed)
-    print(f"wrote {args.out}", file=sys.stderr)
-    return 0
-
-
-def _cmd_benchmark(args: argparse.Namespace) -> int:
-    from . import benchmark
-
-    try:
-        result = benchmark.run(args.what, args)
-    except ImportError as e:  # an optional extra the benchmark needs (e.g. engine: ferkit[ray])
-        raise UsageError(str(e)) from None
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:<28} {v}")
-    return 0
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show a default only where it says something: not for flags, unset options or help
-    texts that state their own."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ferkit",
-        description="Facial expression recognition with the BKVGG networks of Sang, Dat & Thuan "
-        "(2017): train on FER-2013, evaluate with the paper's multi-crop tests, predict.",
-    )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    fmt = _HelpFormatter
-
-    def add(
-        name: str, func: Callable, help: str, desc: str | None = None
-    ) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=desc or help, formatter_class=fmt)
-        sp.set_defaults(func=func)
-        return sp
-
-    sp = add(
-        "models",
-        _cmd_models,
-        "list the networks: parameters, multiply-accumulates, input",
-        "List the paper's networks (Tables I-II) with their exact parameter counts (Table III), "
-        "multiply-accumulates per 42x42 image and input shape.",
-    )
-    sp.add_argument("--json", action="store_true", help="print a JSON list")
-
-    sp = add(
-        "data",
-        _cmd_data,
-        "read a FER-2013 file and report its splits and class counts",
-        "Read FER-2013 (Kaggle's fer2013.csv, plain or .gz, or the train/<label>/ image-folder "
-        "layout, or a compact copy made by --save) and report its format, splits and class "
-        "counts. Bad rows stop the read with file, line and reason unless --skip-bad is given.",
-    )
-    _data_args(sp)
-    sp.add_argument("--json", action="store_true", help="print a JSON object")
-    sp.add_argument(
-        "--save",
-        metavar="FILE",
-        help="also write a compact copy (.npz, or .npz.xz: FER-2013 in ~60 MB) that every "
-        "--data option reads",
-    )
-
-    sp = add(
-        "train",
-        _cmd_train,
-        "train a network on FER-2013 (resumable)",
-        "Train one of the paper's networks. Writes RUN/model.safetensors (best validation "
-        "weights), checkpoint.pt, metrics.jsonl and curves.png. Runs under torchrun for "
-        "several processes. Interrupted runs continue with --resume RUN.",
-    )
-    sp.add_argument(
-        "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
-    )
-    sp.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start again in an --out folder that already holds a run (refused without it)",
-    )
-    add_train_options(sp)  # every TrainConfig field, its help and check beside the field
-
-    sp = add(
-        "evaluate",
-        _cmd_evaluate,
-        "accuracy with the paper's test-time views",
-        "Score test splits with single centre crops, Eval1 (10 crops) or Eval2 (648 views), "
-        "averaging SVM scores or CE probabilities over views. Prints accuracy per split and "
-        "method; --out writes report.json, report.md (Table IX form) and confusion.png.",
-    )
-    _model_args(sp)
-    sp.add_argument("--data", required=True, help=DATA_HELP)
-    sp.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="leave bad data rows out (reported on stderr) instead of stopping at the first",
-    )
-    sp.add_argument(
-        "--method",
-        choices=["center", "eval1", "eval2", "all"],
-        default="center",
-        help="views per image: 1, 10 or 648; all = the three",
-    )
-    sp.add_argument(
-        "--split", nargs="+", help="splits to score (default: every test split present)"
-    )
-    sp.add_argument("--out", help="folder for report.json, report.md, confusion.png")
-    sp.add_argument(
-        "--resume",
-        metavar="DIR",
-        help="save scores in DIR every 256 images; the same command run again after an "
-        "interruption continues there (Eval2 of a deep network takes hours on a CPU)",
-    )
-    sp.add_argument(
-        "--by-view",
-        action="store_true",
-        help="also the accuracy from each rescaling and each rotation of Eval1/Eval2's views "
-        "alone, and from rotations up to +-a degrees (same views, no extra cost)",
-    )
-    sp.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
-    sp.add_argument("--json", action="store_true", help="print report.json's object")
-
-    sp = add(
-        "predict",
-        _cmd_predict,
-        "the emotion of every face in photos, folders and videos",
-        "Detect faces (OpenCV Haar cascade), frame each like a FER-2013 face, and classify it. "
-        "PATHs may be images, folders (searched recursively) or videos. Prints one line per face "
-        "(--json: one JSON object per face); files that cannot be read get a line on stderr and "
-        "make the exit status 1, files with no face only get the line.",
-    )
+def _predict_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("paths", nargs="*", metavar="PATH", help="images, folders or videos")
     _model_args(sp)
     sp.add_argument(
@@ -571,14 +329,57 @@ def build_parser() -> argparse.ArgumentParser:
         "opencv-python; the headless build in ferkit[detect] cannot open windows)",
     )
 
-    sp = add(
-        "serve",
-        _cmd_serve,
-        "an HTTP API and a web page (photo upload or live webcam)",
-        "Serve POST /v1/predict, GET /v1/model, GET /healthz, the API docs at /docs and a web "
-        "page at / (choose or drop a photo, or use the webcam; browsers allow the webcam only on "
-        "localhost or https). Everything is served locally: no CDN, no internet.",
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .batch import predict_paths, read_labels, run_camera
+    from .predict import Recognizer
+
+    if args.engine == "ray":  # each worker loads the model itself
+        if not args.paths:
+            raise UsageError("predict needs image, folder or video paths")
+        labels = read_labels(args.labels) if args.labels else None
+        return _predict_done(args, labels, _predict_ray(args, labels))
+    rec = Recognizer(args.model, device=args.device, **_recognizer_options(args))
+    if args.camera is not None:
+        try:
+            run_camera(rec, args.camera)
+        except RuntimeError as e:
+            raise UsageError(str(e)) from None
+        return 0
+    if not args.paths:
+        raise UsageError("predict needs image, folder or video paths (or --camera N)")
+    labels = read_labels(args.labels) if args.labels else None
+    summary = predict_paths(
+        rec,
+        args.paths,
+        detect=not args.no_detect,
+        out=args.out,
+        as_json=args.json,
+        labels=labels,
+        every=args.every,
     )
+    return _predict_done(args, labels, summary)
+
+
+def _predict_done(args: argparse.Namespace, labels: dict[str, str] | None, summary) -> int:
+    """The labels summary (stderr, and --json's last line), and the exit status."""
+    if labels is not None:
+        s = summary.to_dict()
+        text = (
+            f"{s['files']} files, a face in {s['with_face']}, "
+            f"largest face's label right for {s.get('correct', 0)} of {s.get('labelled', 0)} labelled"
+            + (f" ({100 * s['accuracy']:.1f} %)" if "accuracy" in s else "")
+        )
+        print(f"ferkit: {text}", file=sys.stderr)
+        if s.get("per_class"):
+            rows = [f"{k} {v['correct']}/{v['labelled']}" for k, v in s["per_class"].items()]
+            print("ferkit: right per true label: " + ", ".join(rows), file=sys.stderr)
+        if args.json:
+            print(json.dumps({"summary": s}))
+    return EXIT_INPUT if summary.failed else 0
+
+
+def _serve_args(sp: argparse.ArgumentParser) -> None:
     _model_args(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sp.add_argument("--port", type=PORT, default=8000, help="port to listen on")
@@ -627,19 +428,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--quiet", action="store_true", help="no access log")
 
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .serve import ServeConfig, create_app
+    except ImportError:
+        raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
+    from .predict import Recognizer
+
+    rec = Recognizer(args.model, device=args.device, int8=args.int8, backend=args.backend)
+    cfg = ServeConfig(
+        max_upload_mb=args.max_upload_mb,
+        queue=args.queue,
+        max_pixels=int(args.max_megapixels * 1e6),
+        cors_origins=tuple(args.cors or ()),
+        body_timeout_s=args.timeout,
+        workers=args.workers,
+        batch_window_ms=args.batch_window_ms,
+        max_batch_faces=args.max_batch,
+    )
+    print(
+        f"ferkit: serving on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr
+    )
+    uvicorn.run(
+        create_app(rec, cfg),
+        host=args.host,
+        port=args.port,
+        log_level="warning" if args.quiet else "info",
+    )
+    return 0
+
+
+def _reproduce_args(sp: argparse.ArgumentParser) -> None:
     from .reproduce import EXPERIMENTS, RECIPES
 
-    sp = add(
-        "reproduce",
-        _cmd_reproduce,
-        "run the paper's experiments and regenerate REPRODUCTION.md",
+    sp.description = (
         "Train and evaluate every model of Tables IV-IX (skipping finished ones, resuming "
         "interrupted ones), write one summary JSON per experiment and regenerate REPRODUCTION.md "
         "from the summaries. Experiments: "
         + ", ".join(e.name for e in EXPERIMENTS)
         + ". Recipes for short budgets (run when named): "
         + ", ".join(e.name for e in RECIPES)
-        + ".",
+        + "."
     )
     sp.add_argument("--data", help=DATA_HELP)
     sp.add_argument("--out", help="folder for the runs (figures go beside the summaries)")
@@ -661,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--schedule",
         default="onecycle",
-        choices=["plateau", "onecycle", "cosine"],
+        choices=SCHEDULES,
         help="learning-rate schedule of every experiment that does not set its own (default "
         "onecycle: a fixed budget suits --epochs)",
     )
@@ -682,15 +514,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--summaries", default="reproduction", help="folder of the summary JSON files")
     sp.add_argument("--report", default="REPRODUCTION.md", help="the report to regenerate")
 
-    sp = add(
-        "export",
-        _cmd_export,
-        "write a model as fp16 (or fp32) safetensors with a model card, for shipping",
-        "Re-save a trained model in fp16 (about half the size) or fp32 with a model card (training "
-        "recipe, accuracies, data terms, known limits) in its metadata and as Markdown beside it "
-        "(OUT with .md). With --verify-data, fp32 and fp16 are scored on the same split and the export "
-        "is refused when they differ by more than --tolerance accuracy points.",
-    )
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import Budget, reproduce, write_report, write_summary_figures
+
+    if args.report_only:
+        write_summary_figures(Path(args.summaries))
+        text = write_report(Path(args.summaries), Path(args.report))
+    elif not (args.data and args.out):
+        raise UsageError("reproduce needs --data PATH and --out DIR (or --report-only)")
+    else:
+        budget = Budget(
+            epochs=args.epochs, schedule=args.schedule, lr=args.lr, threads=args.threads
+        )
+        text = reproduce(
+            args.data, args.out, args.experiments, budget, args.summaries, args.report, args.by_view
+        )
+    print(f"ferkit: wrote {args.report} ({len(text.splitlines())} lines)", file=sys.stderr)
+    return 0
+
+
+def _export_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--model", required=True, help="model.safetensors or run folder")
     sp.add_argument("--out", required=True, help="file to write")
     sp.add_argument(
@@ -729,16 +573,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance", type=NON_NEGATIVE, default=0.1, help="accuracy points fp16 may differ"
     )
 
-    sp = add(
-        "quantize",
-        _cmd_quantize,
-        "calibrate a model for int8 inference on the CPU (about 2x faster for one face)",
-        "Measure the range of every activation on random Training faces and write them beside "
-        "the weights (x.safetensors -> x.int8.json); --int8 on evaluate, predict and serve then "
-        "runs the int8 network, rebuilt from the fp32 weights and these ranges. fp32 and int8 are "
-        "scored on the same split first, and nothing is written when int8 is more than "
-        "--tolerance points worse.",
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_model
+
+    card = json.loads(args.card) if args.card else None
+    if card is not None and not isinstance(card, dict):
+        raise UsageError("--card must be a JSON object")
+    summary = None
+    if args.summary:
+        try:
+            with open(args.summary) as fh:
+                summary = json.load(fh)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{args.summary}: not a reproduce summary ({e})") from None
+    if args.format == "onnx":
+        from .export import export_onnx
+
+        parity = export_onnx(args.model, args.out, card, args.verify_data, args.split, args.method)
+        if parity:
+            print(
+                f"ferkit: ONNX Runtime against torch on {parity.split} ({parity.method}, "
+                f"{parity.n} faces): max |score difference| {parity.max_score_difference:.2e}, "
+                f"{100 * parity.same_predictions:.2f} % identical predictions",
+                file=sys.stderr,
+            )
+        print(f"ferkit: wrote {args.out}", file=sys.stderr)
+        return 0
+    check = export_model(
+        args.model,
+        args.out,
+        args.dtype,
+        card,
+        args.verify_data,
+        args.split,
+        args.method,
+        args.tolerance,
+        summary=summary,
     )
+    if check:
+        print(f"ferkit: {check.line()}", file=sys.stderr)
+    print(f"ferkit: wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _quantize_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
     sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument(
@@ -758,24 +637,201 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=COUNT, default=0, help="which random faces")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    sp = add(
-        "augment-preview", _cmd_augment_preview, "draw faces beside augmented versions (Fig. 1)"
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from .export import PrecisionCheck, quantize_model
+
+    out, cal = quantize_model(
+        args.model,
+        args.data,
+        faces=args.faces,
+        split=None if args.no_check else args.split,
+        method=args.method,
+        tolerance=args.tolerance,
+        seed=args.seed,
+        progress=not args.quiet,
     )
+    if cal.check:
+        print(f"ferkit: {PrecisionCheck.from_dict(cal.check).line()}", file=sys.stderr)
+    print(f"ferkit: wrote {out} ({len(cal.ranges)} activation ranges)", file=sys.stderr)
+    return 0
+
+
+def _augment_preview_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument("--out", required=True, help="PNG file to write")
     sp.add_argument("--faces", type=POSITIVE_INT, default=6, help="how many faces (rows)")
     sp.add_argument("--per-face", type=POSITIVE_INT, default=7, help="augmented versions per face")
     sp.add_argument("--seed", type=COUNT, default=0, help="random seed")
 
+
+def _cmd_augment_preview(args: argparse.Namespace) -> int:
+    from .data import preview_faces
+    from .figures import augment_preview
+
+    faces = preview_faces(args.data, args.faces, args.seed)
+    augment_preview(faces.images, faces.labels, args.out, n_aug=args.per_face, seed=args.seed)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _benchmark_args(sp: argparse.ArgumentParser) -> None:
     from .benchmark import add_arguments as add_benchmark_args
 
-    sp = add(
-        "benchmark",
-        _cmd_benchmark,
-        "measure speed: train (against plain fp32), evaluate, predict, serve (load)",
-    )
     add_benchmark_args(sp)
     sp.add_argument("--json", action="store_true", help="print a JSON object")
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from . import benchmark
+
+    try:
+        result = benchmark.run(args.what, args)
+    except ImportError as e:  # an optional extra the benchmark needs (e.g. engine: ferkit[ray])
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:<28} {v}")
+    return 0
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only where it says something: not for flags, unset options or help
+    texts that state their own."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One ``ferkit`` command: its handler, the function that adds its options, its help."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None]
+    help: str
+    description: str | None = None  # --help's paragraph (default: the help line)
+
+
+#: Every command, in the order ``ferkit --help`` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "models",
+        _cmd_models,
+        _models_args,
+        "list the networks: parameters, multiply-accumulates, input",
+        "List the paper's networks (Tables I-II) with their exact parameter counts (Table III), "
+        "multiply-accumulates per 42x42 image and input shape.",
+    ),
+    Command(
+        "data",
+        _cmd_data,
+        _data_args,
+        "read a FER-2013 file and report its splits and class counts",
+        "Read FER-2013 (Kaggle's fer2013.csv, plain or .gz, or the train/<label>/ image-folder "
+        "layout, or a compact copy made by --save) and report its format, splits and class "
+        "counts. Bad rows stop the read with file, line and reason unless --skip-bad is given.",
+    ),
+    Command(
+        "train",
+        _cmd_train,
+        _train_args,
+        "train a network on FER-2013 (resumable)",
+        "Train one of the paper's networks. Writes RUN/model.safetensors (best validation "
+        "weights), checkpoint.pt, metrics.jsonl and curves.png. Runs under torchrun for "
+        "several processes. Interrupted runs continue with --resume RUN.",
+    ),
+    Command(
+        "evaluate",
+        _cmd_evaluate,
+        _evaluate_args,
+        "accuracy with the paper's test-time views",
+        "Score test splits with single centre crops, Eval1 (10 crops) or Eval2 (648 views), "
+        "averaging SVM scores or CE probabilities over views. Prints accuracy per split and "
+        "method; --out writes report.json, report.md (Table IX form) and confusion.png.",
+    ),
+    Command(
+        "predict",
+        _cmd_predict,
+        _predict_args,
+        "the emotion of every face in photos, folders and videos",
+        "Detect faces (OpenCV Haar cascade), frame each like a FER-2013 face, and classify it. "
+        "PATHs may be images, folders (searched recursively) or videos. Prints one line per face "
+        "(--json: one JSON object per face); files that cannot be read get a line on stderr and "
+        "make the exit status 1, files with no face only get the line.",
+    ),
+    Command(
+        "serve",
+        _cmd_serve,
+        _serve_args,
+        "an HTTP API and a web page (photo upload or live webcam)",
+        "Serve POST /v1/predict, GET /v1/model, GET /healthz, the API docs at /docs and a web "
+        "page at / (choose or drop a photo, or use the webcam; browsers allow the webcam only on "
+        "localhost or https). Everything is served locally: no CDN, no internet.",
+    ),
+    Command(
+        "reproduce",
+        _cmd_reproduce,
+        _reproduce_args,
+        "run the paper's experiments and regenerate REPRODUCTION.md",
+    ),
+    Command(
+        "export",
+        _cmd_export,
+        _export_args,
+        "write a model as fp16 (or fp32) safetensors with a model card, for shipping",
+        "Re-save a trained model in fp16 (about half the size) or fp32 with a model card (training "
+        "recipe, accuracies, data terms, known limits) in its metadata and as Markdown beside it "
+        "(OUT with .md). With --verify-data, fp32 and fp16 are scored on the same split and the export "
+        "is refused when they differ by more than --tolerance accuracy points.",
+    ),
+    Command(
+        "quantize",
+        _cmd_quantize,
+        _quantize_args,
+        "calibrate a model for int8 inference on the CPU (about 2x faster for one face)",
+        "Measure the range of every activation on random Training faces and write them beside "
+        "the weights (x.safetensors -> x.int8.json); --int8 on evaluate, predict and serve then "
+        "runs the int8 network, rebuilt from the fp32 weights and these ranges. fp32 and int8 are "
+        "scored on the same split first, and nothing is written when int8 is more than "
+        "--tolerance points worse.",
+    ),
+    Command(
+        "augment-preview",
+        _cmd_augment_preview,
+        _augment_preview_args,
+        "draw faces beside augmented versions (Fig. 1)",
+    ),
+    Command(
+        "benchmark",
+        _cmd_benchmark,
+        _benchmark_args,
+        "measure speed: train (against plain fp32), evaluate, predict, serve (load)",
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ferkit",
+        description="Facial expression recognition with the BKVGG networks of Sang, Dat & Thuan "
+        "(2017): train on FER-2013, evaluate with the paper's multi-crop tests, predict.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for c in COMMANDS:
+        sp = sub.add_parser(
+            c.name,
+            help=c.help,
+            description=c.description or c.help,
+            formatter_class=_HelpFormatter,
+        )
+        sp.set_defaults(func=c.run)
+        c.arguments(sp)
     return p
 
 
@@ -802,7 +858,8 @@ def _model_args(sp: argparse.ArgumentParser) -> None:
     )
 
 
-def _data_args(sp: argparse.ArgumentParser) -> None:
+def _data_file_args(sp: argparse.ArgumentParser) -> None:
+    """--data, --skip-bad and --resize, as every command that reads a FER-2013 file takes them."""
     sp.add_argument(
         "--data",
         required=True,
@@ -828,9 +885,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ferkit`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .checkpoint import CheckpointError, ModelFileError
+    from .checkpoint import ModelFileError
     from .data import DataError
     from .images import ImageError
+    from .run_folder import CheckpointError
     from .train import TrainingDiverged
 
     try:
