@@ -258,6 +258,48 @@ def test_to_grey_is_itu_601_luma():
     assert to_grey(px).tolist() == [[76, 150, 29, 255, 0]]
 
 
+@pytest.mark.parametrize(
+    "mode, fmt, orientation",
+    [
+        ("RGB", "JPEG", 1),
+        ("RGB", "JPEG", 6),  # stored turned, EXIF says how to turn it back
+        ("L", "PNG", 1),
+        ("RGBA", "PNG", 1),
+        ("P", "PNG", 1),
+        ("CMYK", "JPEG", 1),
+        ("I;16", "PNG", 1),
+    ],
+)
+def test_grey_loading_gives_the_rgb_paths_pixels(astronaut, mode, fmt, orientation):
+    """``load_grey`` (what detection and the server read) skips the RGB copy, never a pixel."""
+    from ferkit.images import load_grey, to_grey
+
+    small = astronaut[::3, ::2]  # not square: a turn shows in the shape
+    if mode == "I;16":
+        im = Image.fromarray(
+            np.asarray(Image.fromarray(small).convert("L")).astype(np.uint16) * 257
+        )
+    elif mode == "RGBA":  # uneven transparency: composited on white, as the RGB path does
+        alpha = np.random.default_rng(0).integers(0, 256, small.shape[:2], dtype=np.uint8)
+        im = Image.fromarray(np.dstack([small, alpha]))
+    else:
+        im = Image.fromarray(small).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, exif=exif) if fmt == "JPEG" else im.save(buf, format=fmt)
+    data = buf.getvalue()
+    got = load_grey(data)
+    assert got.dtype == np.uint8 and got.ndim == 2
+    assert np.array_equal(got, to_grey(load_image(data)))
+    if orientation == 6:  # upright = the stored pixels turned 90 degrees clockwise
+        stored = Image.open(io.BytesIO(data)).convert("RGB")
+        turned = to_grey(np.asarray(stored.transpose(Image.Transpose.ROTATE_270)))
+        assert got.shape == (small.shape[1], small.shape[0]) and np.array_equal(got, turned)
+    assert np.array_equal(load_grey(astronaut), to_grey(astronaut))
+    assert load_grey(got) is got  # a grey array is used as it is
+
+
 def test_summary_counts_per_true_label_and_missing_faces():
     from ferkit.batch import BatchSummary
 

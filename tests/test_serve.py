@@ -277,6 +277,33 @@ def test_admission_comes_before_the_body_is_read(rec, jpeg, monkeypatch):
     assert c.post("/v1/predict", content=jpeg).status_code == 200 and read == [1]
 
 
+def test_admission_bounds_the_uploads_held_at_once_by_size():
+    from ferkit.serve.app import _Admission
+
+    a = _Admission(limit=16, max_bytes=100)
+    assert a.try_enter(60) and a.try_enter(40)  # 100 of 100
+    assert not a.try_enter(1)  # over the budget, under the count
+    a.leave(40)
+    assert not a.try_enter(41) and a.try_enter(40)
+    a.leave(60)
+    a.leave(40)
+    assert a.try_enter(500)  # alone, any size (the upload limit is checked before)
+    assert not a.try_enter(0)  # nothing beside an upload over the budget
+    a = _Admission(limit=2, max_bytes=None)
+    assert a.try_enter(10**9) and a.try_enter(10**9) and not a.try_enter(0)
+
+
+def test_a_large_upload_waits_its_turn_behind_the_budget(rec, jpeg):
+    app = create_app(rec, ServeConfig(queue=16, max_inflight_mb=len(jpeg) * 1.5 / 2**20))
+    c = TestClient(app)
+    assert app.state.admission.try_enter(len(jpeg))  # one upload like it is being read
+    r = c.post("/v1/predict", content=jpeg)
+    assert r.status_code == 503 and app.state.admission.bytes == len(jpeg)
+    app.state.admission.leave(len(jpeg))
+    assert c.post("/v1/predict", content=jpeg).status_code == 200
+    assert app.state.admission.bytes == 0 and app.state.admission.n == 0  # released
+
+
 def _serve(tiny_run, tmp_path, *args):
     from ferkit.benchmark import wait_healthy
 

@@ -405,6 +405,15 @@ def _serve_args(sp: argparse.ArgumentParser) -> None:
         help="requests admitted at once (running + waiting); more get 503",
     )
     sp.add_argument(
+        "--max-inflight-mb",
+        type=POSITIVE,
+        default=64,
+        metavar="MB",
+        help="uploads admitted at once, by their Content-Length (a body without one counts as "
+        "--max-upload-mb); more get 503 before their body is read. One request is always "
+        "admitted when none is",
+    )
+    sp.add_argument(
         "--workers",
         type=POSITIVE_INT,
         help="threads decoding and detecting uploads (default: the machine's cores)",
@@ -434,6 +443,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from .serve import ServeConfig, create_app
+        from .serve.app import return_freed_memory
     except ImportError:
         raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
     from .predict import Recognizer
@@ -442,6 +452,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     cfg = ServeConfig(
         max_upload_mb=args.max_upload_mb,
         queue=args.queue,
+        max_inflight_mb=args.max_inflight_mb,
         max_pixels=int(args.max_megapixels * 1e6),
         cors_origins=tuple(args.cors or ()),
         body_timeout_s=args.timeout,
@@ -452,6 +463,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"ferkit: serving on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr
     )
+    return_freed_memory()
     uvicorn.run(
         create_app(rec, cfg),
         host=args.host,

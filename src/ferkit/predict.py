@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .detect import Box, FaceDetector, create_detector
-from .images import MAX_PIXELS, load_image, to_grey
+from .images import MAX_PIXELS, load_grey
 from .labels import IMAGE_SIZE
 
 #: Extra context around a detected box on each side, as a fraction of its side. FER-2013
@@ -146,7 +146,7 @@ class Recognizer:
         self, image, color: str = "rgb", detect: bool = True
     ) -> list[tuple[Box, np.ndarray]]:
         """(box, 48x48 grey crop) for each face, largest first; the whole image if not ``detect``."""
-        grey = to_grey(load_image(image, color=color, max_pixels=self.max_pixels))
+        grey = load_grey(image, color=color, max_pixels=self.max_pixels)
         h, w = grey.shape
         if not detect:
             return [(Box(0, 0, w, h), crop_face(grey, Box(0, 0, w, h), margin=0.0))]

@@ -1,6 +1,7 @@
 """The FastAPI application (imported only by ``ferkit serve``: fastapi is an optional extra).
 
-Requests are admitted up to ``queue`` at once (more get a fast 503, never a pile-up); each
+Requests are admitted up to ``queue`` at once and up to ``max_inflight_mb`` of uploads (more get
+a fast 503 before their body is read, never a pile-up); each
 decodes and detects in a worker thread, and the faces of concurrent requests go through the
 network together (:mod:`ferkit.serve.batcher`), so the event loop stays responsive and the
 cores stay busy. Bad input is a JSON error with 400/408/413/415/422, never a 500."""
@@ -36,6 +37,7 @@ class ServeConfig:
 
     max_upload_mb: float = 10.0
     queue: int = 16  # requests admitted at once (running + waiting); more get 503
+    max_inflight_mb: float = 64.0  # uploads admitted at once, by Content-Length (else the limit)
     max_pixels: int = MAX_PIXELS
     cors_origins: tuple[str, ...] = ()
     body_timeout_s: float = 30.0  # a client that sends nothing for this long is dropped (408)
@@ -57,21 +59,26 @@ PAGE_POLICY = (
 
 
 class _Admission:
-    """A counter of admitted requests: over the limit is refused at once (no waiting)."""
+    """Admitted requests, counted and by their upload's size: over either limit is refused at
+    once (no waiting). One request is always admitted when none is, whatever its size."""
 
-    def __init__(self, limit: int):
-        self.limit, self.n, self._lock = limit, 0, threading.Lock()
+    def __init__(self, limit: int, max_bytes: int | None = None):
+        self.limit, self.max_bytes = limit, max_bytes
+        self.n, self.bytes, self._lock = 0, 0, threading.Lock()
 
-    def try_enter(self) -> bool:
+    def try_enter(self, nbytes: int = 0) -> bool:
         with self._lock:
-            if self.n >= self.limit:
+            over_budget = self.max_bytes is not None and self.bytes + nbytes > self.max_bytes
+            if self.n >= self.limit or (self.n and over_budget):
                 return False
             self.n += 1
+            self.bytes += nbytes
             return True
 
-    def leave(self) -> None:
+    def leave(self, nbytes: int = 0) -> None:
         with self._lock:
             self.n -= 1
+            self.bytes -= nbytes
 
 
 def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
@@ -92,8 +99,8 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
         max_workers=cfg.workers or os.cpu_count() or 1, thread_name_prefix="ferkit-request"
     )
     batcher = FaceBatcher(recognizer, cfg.batch_window_ms / 1000, cfg.max_batch_faces)
-    admission = _Admission(cfg.queue)
     limit = int(cfg.max_upload_mb * 1024 * 1024)
+    admission = _Admission(cfg.queue, int(cfg.max_inflight_mb * 1024 * 1024))
     if cfg.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -145,8 +152,10 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit:
             return error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
-        # admitted before the body is read: memory stays under --queue x --max-upload-mb
-        if not admission.try_enter():
+        # admitted before the body is read, by what it announces (a body without a length
+        # counts as the largest allowed): uploads in memory stay under --max-inflight-mb
+        size = int(length) if length and length.isdigit() else limit
+        if not admission.try_enter(size):
             return error(503, "server busy: too many requests queued, retry shortly")
         try:
             body = await _read_body(request, limit, cfg.body_timeout_s)
@@ -174,7 +183,7 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
                 413 if "decompression-bomb" in msg or "decompression bomb" in msg else 415, msg
             )
         finally:
-            admission.leave()
+            admission.leave(size)
         return {"width": width, "height": height, "faces": [f.to_dict() for f in faces]}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -194,6 +203,24 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
     app.state.admission = admission
     app.state.batcher = batcher
     return app
+
+
+def return_freed_memory() -> bool:
+    """Make glibc give large freed blocks back to the system at once. By default its mmap
+    threshold grows to the largest block freed (up to 32 MB), after which decoded uploads are
+    carved from the heap and kept: the server's memory then grows by what it once needed, not
+    what it holds. Linux with glibc only (False elsewhere); process-wide, so ``ferkit serve``
+    calls it, not the app."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 128 * 1024)) and bool(
+        libc.mallopt(m_trim_threshold, 128 * 1024)
+    )
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytearray | str | None:
@@ -245,18 +272,20 @@ def _infer(
     detect: bool,
     max_pixels: int,
 ):
-    """(width, height, faces) of one upload: decoded and detected in this worker thread, the
-    faces classified in the batch they join."""
+    """(width, height, faces) of one upload: decoded (grey only: the faces need no colour)
+    and detected in this worker thread, the faces classified in the batch they join."""
     import numpy as np
 
-    from ..images import load_image
+    from ..images import load_grey
 
-    rgb = load_image(data, max_pixels=max_pixels)
-    found = recognizer.find_faces(rgb, detect=detect)
+    grey = load_grey(data, max_pixels=max_pixels)
+    height, width = grey.shape
+    found = recognizer.find_faces(grey, detect=detect)
+    del grey
     if not found:
-        return rgb.shape[1], rgb.shape[0], []
+        return width, height, []
     faces = batcher.classify(np.stack([c for _, c in found]), [b for b, _ in found], views)
-    return rgb.shape[1], rgb.shape[0], faces
+    return width, height, faces
 
 
 async def _multipart_file(request, data: bytes) -> bytes | str:
