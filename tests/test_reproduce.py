@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from synth import write_csv
 
 import ferkit
@@ -277,4 +278,55 @@ def test_report_only_redraws_the_report_from_the_summaries_and_runs_nothing(tmp_
     assert main([*args, "--report-only"]) == 0
     assert report.read_text() == (root / "REPRODUCTION.md").read_text()  # the committed one
     drawn = sorted(p.name for p in (summaries / "figures").iterdir())
-    assert drawn == ["table9-confusion.png", "validation-curves.png"]
+    assert drawn == ["paper-vs-ferkit.png", "table9-confusion.png", "validation-curves.png"]
+
+
+def _summary(name: str, accs: dict[str, float], epochs: int = 25) -> dict:
+    results = [{"split": "PublicTest", "method": m, "accuracy": a / 100} for m, a in accs.items()]
+    return {"experiment": name, "results": results, "epochs_done": epochs}
+
+
+def test_fast_rows_take_the_seed_spread_and_the_claims_their_verdicts():
+    from ferkit.reproduce.report import claim_verdicts, row_figures
+
+    by_name = {
+        s["experiment"]: s
+        for s in (
+            _summary("bkstart-svm", {"eval2": 57.4}, epochs=40),
+            _summary("bkstart-ce", {"eval1": 52.0, "eval2": 53.0}, epochs=40),
+            _summary("bkstart-svm-fast", {"eval2": 66.0}),
+            _summary("bkstart-svm-fast-seed1", {"eval2": 67.0}),
+            _summary("bkstart-svm-fast-seed2", {"eval2": 68.0}),
+            _summary("bkstart-ce-fast", {"eval1": 60.0, "eval2": 65.0}),
+        )
+    }
+    rows = {(r.experiment, r.method): r for r in row_figures(by_name)}
+    svm = rows[("bkstart-svm", "eval2")]
+    assert svm.fast == (66.0, 67.0, 68.0) and svm.fast_mean == 67.0 and svm.fast_sd == 1.0
+    assert svm.paper == 69.7 and svm.paper_procedure == 57.4
+    assert rows[("bkvgg8-svm", "eval2")].fast == ()  # not run
+    verdicts = {c.says: (d, v) for c, d, v in claim_verdicts(list(rows.values()))}
+    d, v = verdicts["the L2-SVM beats CE (BKStart)"]
+    assert d == pytest.approx(0.5)
+    assert v["paper's procedure"] == "+4.4: confirms (no seed spread measured)"
+    # fast: 67.0 - 65.0 = +2.0, more than one seed spread but within 2 x sqrt(2) x 1.0
+    assert v["fast procedure"] == "+2.0: within seed noise (+-2.8)"
+    d, v = verdicts["Eval2 beats Eval1 (BKStart + CE)"]
+    assert v["fast procedure"] == "+5.0: confirms (beyond seed noise)"
+    assert verdicts["depth helps: BKVGG10 over BKVGG8"][1]["fast procedure"] == "not measured"
+
+
+def test_paper_procedure_runs_of_different_lengths_are_not_compared():
+    from ferkit.reproduce.report import claim_verdicts, row_figures
+
+    by_name = {
+        s["experiment"]: s
+        for s in (
+            _summary("bkvgg12-svm", {"eval2": 63.3}, epochs=120),
+            _summary("bkvgg14-svm", {"eval2": 44.3}, epochs=12),
+        )
+    }
+    verdicts = {c.says: v for c, _, v in claim_verdicts(row_figures(by_name))}
+    assert verdicts["BKVGG14 overfits: below BKVGG12"]["paper's procedure"] == (
+        "+19.0: cannot tell (runs of 120 and 12 epochs)"
+    )

@@ -170,3 +170,42 @@ def reliability_diagrams(results: Sequence[Any], path: str | os.PathLike) -> Non
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     _save(fig, path)
+
+
+def paper_claims(rows: Sequence[Any], out: str | os.PathLike) -> None:
+    """Every row of the paper's Tables IV-VII: the paper's public figure beside ferkit's with
+    the paper's procedure and with the fast one (mean, and the seed spread as an error bar
+    where several seeds ran). ``rows`` have ``experiment``, ``method``, ``paper``,
+    ``paper_procedure``, ``fast_mean`` and ``fast_sd`` (percent, None when not measured)."""
+    plt = _pyplot()
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(10, 0.42 * n + 1.6))
+    y = np.arange(n)[::-1].astype(float)
+    series = (
+        ("paper", "paper", None, "black", 0.27),
+        ("ferkit, paper's procedure", "paper_procedure", None, "tab:blue", 0.0),
+        ("ferkit, fast procedure", "fast_mean", "fast_sd", "tab:orange", -0.27),
+    )
+    for name, key, err, colour, dy in series:
+        vals = [getattr(r, key) for r in rows]
+        shown = [i for i, v in enumerate(vals) if v is not None]
+        if not shown:
+            continue
+        spread = [getattr(rows[i], err) or 0.0 for i in shown] if err else []
+        ax.barh(
+            y[shown] + dy,
+            [vals[i] for i in shown],
+            height=0.26,
+            color=colour,
+            xerr=spread if any(spread) else None,
+            capsize=3,
+            label=name + (" (+- seed spread)" if any(spread) else ""),
+        )
+    ax.set_yticks(y, [f"{r.experiment} ({r.method})" for r in rows], fontsize=8)
+    measured = [v for r in rows for v in (r.paper, r.paper_procedure, r.fast_mean) if v]
+    ax.set_xlim(max(0.0, min(measured) - 5) if measured else 0, 75)
+    ax.set(xlabel="PublicTest accuracy (%)", title="The paper's figures and ferkit's, row by row")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    _save(fig, out)

@@ -4,19 +4,33 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
 from ..labels import LABELS
-from .catalogue import EXPERIMENTS, PAPER_PARAMS, PAPER_TABLE_IX, RECIPES, recorded_tests
+from .catalogue import (
+    CLAIMS,
+    EXPERIMENTS,
+    FAST_EXPERIMENTS,
+    PAPER_PARAMS,
+    PAPER_TABLE_IX,
+    RECIPES,
+    Claim,
+    recorded_tests,
+)
 
 #: The pictures' folder, inside the summaries folder (committed with them).
 FIGURES = "figures"
 
 #: Every run's validation accuracy against epochs and hours, in that folder.
 CURVES_FIGURE = "validation-curves.png"
+#: Every row: the paper's figure beside ferkit's with each procedure, in that folder.
+CLAIMS_FIGURE = "paper-vs-ferkit.png"
 
 #: Epochs at which the curve table samples each run (and its last epoch).
 CURVE_EPOCHS = (5, 10, 20, 40, 60, 80, 100, 120, 160, 200, 300, 400, 600, 800, 1000, 1400)
@@ -86,6 +100,7 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
     lines += _by_view_section(summaries)
     lines += _shortfalls(summaries)
     lines += _recipe_section(by_name)
+    lines += _fast_section(by_name, figures)
     lines += _curve_section(summaries, figures)
     lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
     lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries]
@@ -208,6 +223,130 @@ def _shortfalls(summaries: list[dict]) -> list[str]:
     return ["", "## Where ferkit falls short of the paper, and why", "", *out]
 
 
+PAPER_PROCEDURE, FAST_PROCEDURE = "paper's procedure", "fast procedure"
+
+
+@dataclass(frozen=True)
+class RowFigures:
+    """One row of Tables IV-VII on PublicTest (%): the paper's, ferkit's with the paper's
+    procedure, and ferkit's with the fast one (one figure per seed run)."""
+
+    experiment: str
+    method: str
+    paper: float | None
+    paper_procedure: float | None
+    fast: tuple[float, ...]
+    paper_procedure_epochs: int | None = None
+
+    @property
+    def fast_mean(self) -> float | None:
+        return statistics.fmean(self.fast) if self.fast else None
+
+    @property
+    def fast_sd(self) -> float | None:
+        return statistics.stdev(self.fast) if len(self.fast) > 1 else None
+
+
+def row_figures(by_name: dict[str, dict]) -> list[RowFigures]:
+    """Every (experiment, test) of the paper's tables with what was measured for it."""
+    rows = []
+    for exp in EXPERIMENTS:
+        s = by_name.get(exp.name)
+        for method in exp.methods:
+            fast = tuple(
+                a
+                for f in FAST_EXPERIMENTS
+                if f.base == exp.name and f.name in by_name
+                if (a := _acc(by_name[f.name], "PublicTest", method)) is not None
+            )
+            slow = _acc(s, "PublicTest", method) if s else None
+            paper = exp.paper.get(method, (None, None))[0]
+            epochs = s["epochs_done"] if s else None
+            rows.append(RowFigures(exp.name, method, paper, slow, fast, epochs))
+    return rows
+
+
+def claim_verdicts(rows: list[RowFigures]) -> list[tuple[Claim, float, dict[str, str]]]:
+    """Each of the paper's comparisons: its difference (points) and, per procedure, ferkit's
+    with a verdict. Two runs differ by seed noise with about sqrt(2) x the seed spread, so a
+    difference within twice that cannot be told from noise; without a measured spread the
+    verdict says so, and paper-procedure runs of different lengths are not compared."""
+    at = {(r.experiment, r.method): r for r in rows}
+    spreads = [r.fast_sd for r in rows if r.fast_sd is not None]
+    noise = {PAPER_PROCEDURE: None, FAST_PROCEDURE: max(spreads) if spreads else None}
+    out = []
+    for claim in CLAIMS:
+        a, b = at[claim.a], at[claim.b]
+        verdicts = {}
+        for procedure, pick in (
+            (PAPER_PROCEDURE, lambda r: r.paper_procedure),
+            (FAST_PROCEDURE, lambda r: r.fast_mean),
+        ):
+            if pick(a) is None or pick(b) is None:
+                verdicts[procedure] = "not measured"
+                continue
+            d, sd = pick(a) - pick(b), noise[procedure]
+            ea, eb = a.paper_procedure_epochs, b.paper_procedure_epochs
+            if procedure == PAPER_PROCEDURE and ea != eb:
+                verdicts[procedure] = f"{d:+.1f}: cannot tell (runs of {ea} and {eb} epochs)"
+            elif sd is None:
+                word = "confirms" if d > 0 else "contradicts"
+                verdicts[procedure] = f"{d:+.1f}: {word} (no seed spread measured)"
+            elif abs(d) <= 2 * math.sqrt(2) * sd:
+                verdicts[procedure] = f"{d:+.1f}: within seed noise (+-{2 * math.sqrt(2) * sd:.1f})"
+            else:
+                word = "confirms" if d > 0 else "contradicts"
+                verdicts[procedure] = f"{d:+.1f}: {word} (beyond seed noise)"
+        out.append((claim, a.paper - b.paper, verdicts))
+    return out
+
+
+def _fast_section(by_name: dict[str, dict], figures: str) -> list[str]:
+    """The fast procedure beside the paper's for every row, the seed spread, and the paper's
+    comparisons checked with each (only once a fast run of a paper row is summarised)."""
+    rows = row_figures(by_name)
+    if not any(r.fast for r in rows):
+        return []
+
+    def fmt_fast(r: RowFigures) -> str:
+        if not r.fast:
+            return "-"
+        return f"{r.fast_mean:.1f}" + (
+            f" +- {r.fast_sd:.1f} ({len(r.fast)} seeds)" if r.fast_sd is not None else ""
+        )
+
+    lines = [
+        "",
+        "## The fast procedure beside the paper's (PublicTest, %)",
+        "",
+        "Every row of Tables IV-VII trained again with the fast procedure (`ferkit reproduce",
+        "--experiments NAME-fast`: train-time BatchNorm folded into the paper's network, AdamW,",
+        "a weight average; 25 epochs), beside the paper-procedure run above; mean +- standard",
+        "deviation where several seeds were run (`NAME-fast-seedK`).",
+        "",
+        f"![The paper's figure and ferkit's for every row]({figures}/{CLAIMS_FIGURE})",
+        "",
+        "| experiment | test | paper | ferkit: paper's procedure | ferkit: fast procedure |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.experiment} | {r.method} | {_fmt(r.paper)} | {_fmt(r.paper_procedure)} | {fmt_fast(r)} |"
+        for r in rows
+    ]
+    lines += [
+        "",
+        "The paper's comparisons, in accuracy points (a minus b):",
+        "",
+        "| the paper says | paper | ferkit: paper's procedure | ferkit: fast procedure |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {claim.says} | {d:+.1f} | {v[PAPER_PROCEDURE]} | {v[FAST_PROCEDURE]} |"
+        for claim, d, v in claim_verdicts(rows)
+    ]
+    return lines
+
+
 def _recipe_section(by_name: dict[str, dict]) -> list[str]:
     """Each measured recipe beside the paper-recipe run it varies, at their own budgets."""
     rows = []
@@ -311,7 +450,7 @@ def write_summary_figures(summaries_dir: Path) -> None:
     """The pictures drawn from the summaries alone: Table IX's and every run's validation
     curve (what ``ferkit reproduce --report-only`` redraws)."""
     from ..evaluate import EvalResult
-    from ..figures import confusion_matrices, validation_curves
+    from ..figures import confusion_matrices, paper_claims, validation_curves
 
     figs = summaries_dir / FIGURES
     figs.mkdir(parents=True, exist_ok=True)
@@ -322,3 +461,6 @@ def write_summary_figures(summaries_dir: Path) -> None:
         confusion_matrices([result], figs / "table9-confusion.png")
     if any(s.get("curve") for s in summaries):
         validation_curves(summaries, figs / CURVES_FIGURE)
+    rows = row_figures({s["experiment"]: s for s in summaries})
+    if any(r.fast for r in rows):
+        paper_claims(rows, figs / CLAIMS_FIGURE)

@@ -86,6 +86,7 @@ def run_experiment(
         optimizer=exp.optimizer,
         ema=exp.ema,
         head_init=exp.head_init,
+        seed=exp.seed,
     )
     command = command_line(cfg)
     t0 = time.perf_counter()
