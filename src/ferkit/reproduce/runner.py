@@ -67,26 +67,19 @@ def run_experiment(
         done = json.loads(summary_path.read_text())
         if by_view or done.get("budget", {}).get("epochs") == budget.epochs:
             return _complete(done, exp, run, data, summary_path, by_view)
+    # what the experiment says of its model, and the budget (with the experiment's own epochs,
+    # rate, decay and schedule merged in above) for the rest
+    trained = {f.name for f in dataclasses.fields(TrainConfig)} & {
+        f.name for f in dataclasses.fields(Experiment)
+    }
     cfg = TrainConfig(
         data=str(data),
         out=str(run),
-        arch=exp.arch,
-        loss=exp.loss,
-        augment=exp.augment,
-        augment_strength=exp.augment_strength,
-        batch_size=exp.batch_size,
-        schedule=budget.schedule,
-        epochs=budget.epochs,
-        lr=budget.lr,
-        weight_decay=budget.weight_decay,
+        quiet=quiet,
         nesterov=budget.nesterov,
         threads=budget.threads,
-        quiet=quiet,
-        norm_layers=exp.norm_layers,
-        optimizer=exp.optimizer,
-        ema=exp.ema,
-        head_init=exp.head_init,
-        seed=exp.seed,
+        **{k: getattr(exp, k) for k in sorted(trained - set(own))},
+        **{k: getattr(budget, k) for k in own},
     )
     command = command_line(cfg)
     t0 = time.perf_counter()
