@@ -132,3 +132,37 @@ def test_export_and_backend_commands(tiny_run, small_csv, tmp_path):
         b = rec_o.predict(face, detect=False)[0]
         assert a.label == b.label
         assert np.allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-3)
+
+
+@pytest.mark.parametrize("loss", ["svm", "ce"])
+def test_the_faces_graph_is_all_of_inference_in_one_file(loss, tmp_path):
+    """48x48 uint8 faces in, Eval1's averaged scores and calibrated probabilities out, with
+    nothing but onnxruntime: equal to ferkit's own (temperature and a blank face included)."""
+    import onnxruntime as ort
+
+    model = _model("bkstart", loss)
+    model.meta.temperature = 0.5
+    path = tmp_path / "faces.onnx"
+    save_onnx(model, path, onnx_input="faces")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["onnx_input"] == "faces"
+    faces = np.concatenate([synth_faces(9, 5)[0], np.full((1, 48, 48), 128, np.uint8)])
+    scores, probs = session.run(["scores", "probabilities"], {"faces": faces})
+    expected = model.score(faces, "eval1")
+    assert np.abs(scores - expected.numpy()).max() <= MAX_SCORE_DIFFERENCE
+    assert np.abs(probs - model.probabilities(expected).numpy()).max() <= 1e-4
+    assert np.isfinite(scores[-1]).all()  # a blank face stays finite, as in ferkit
+    with pytest.raises(ModelFileError, match="a faces graph"):
+        load_onnx(path)  # --backend onnx runs the crops graph only
+
+
+def test_export_command_writes_the_faces_graph_after_its_parity_check(
+    tiny_run, small_csv, tmp_path
+):
+    out = tmp_path / "faces.onnx"
+    r = run_cli(
+        "export", "--model", str(tiny_run), "--out", str(out), "--format", "onnx",
+        "--onnx-input", "faces", "--verify-data", str(small_csv),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "(eval1, 70 faces)" in r.stderr and "100.00 % identical predictions" in r.stderr

@@ -559,6 +559,15 @@ def _export_args(sp: argparse.ArgumentParser) -> None:
         "below 99.9 %% identical predictions)",
     )
     sp.add_argument(
+        "--onnx-input",
+        choices=["crops", "faces"],
+        default="crops",
+        help="--format onnx: crops (default: the network on normalised 42x42 crops, what "
+        "--backend onnx runs) or faces (48x48 uint8 grey faces in; both preprocessing steps, "
+        "Eval1's 10 crops and the calibrated probabilities inside: outputs scores and "
+        "probabilities, for users without ferkit)",
+    )
+    sp.add_argument(
         "--dtype",
         choices=["fp16", "fp32"],
         default="fp16",
@@ -602,7 +611,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.format == "onnx":
         from .export import export_onnx
 
-        parity = export_onnx(args.model, args.out, card, args.verify_data, args.split, args.method)
+        parity = export_onnx(
+            args.model,
+            args.out,
+            card,
+            args.verify_data,
+            args.split,
+            args.method,
+            onnx_input=args.onnx_input,
+        )
         if parity:
             print(
                 f"ferkit: ONNX Runtime against torch on {parity.split} ({parity.method}, "

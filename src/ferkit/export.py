@@ -215,15 +215,19 @@ def export_onnx(
     verify_data: str | None = None,
     split: str = "PublicTest",
     method: str = "center",
+    onnx_input: str = "crops",
 ):
-    """Write ``model_path`` as a self-describing ONNX file (fp32) with its card; with
-    ``verify_data``, ONNX Runtime is checked against torch on ``split`` first and nothing is
-    written past the parity targets (``onnx_model.MAX_SCORE_DIFFERENCE``, ``MIN_SAME_...``)."""
+    """Write ``model_path`` as a self-describing ONNX file (fp32) with its card: the network on
+    normalised crops, or (``onnx_input="faces"``) all of inference on 48x48 uint8 faces. With
+    ``verify_data``, ONNX Runtime is checked against torch on ``split`` first (the faces graph
+    against Eval1) and nothing is written past the parity targets
+    (``onnx_model.MAX_SCORE_DIFFERENCE``, ``MIN_SAME_PREDICTIONS``)."""
     from .onnx_model import (
         MAX_SCORE_DIFFERENCE,
         MIN_SAME_PREDICTIONS,
+        check_faces_parity,
         check_parity,
-        save_onnx,
+        onnx_bytes,
         to_onnx_backend,
     )
 
@@ -235,7 +239,10 @@ def export_onnx(
         from .data import load_fer2013
 
         faces = load_fer2013(verify_data).split(split).images
-        parity = check_parity(model, to_onnx_backend(model), faces, split, method)
+        if onnx_input == "faces":
+            parity = check_faces_parity(model, onnx_bytes(model, "faces"), faces, split)
+        else:
+            parity = check_parity(model, to_onnx_backend(model), faces, split, method)
         if not parity.ok:
             raise ValueError(
                 f"ONNX Runtime differs from torch on {split} ({method}): max |score difference| "
@@ -244,7 +251,9 @@ def export_onnx(
                 f"{100 * MIN_SAME_PREDICTIONS:g} %); nothing written"
             )
         model.meta.card["onnx_check"] = asdict(parity)
-    save_onnx(model, out)
+    blob = onnx_bytes(model, onnx_input)  # with the card, check included
+    with atomic_write(out) as fh:
+        fh.write(blob)
     return parity
 
 

@@ -4,6 +4,9 @@ mobile, C++), and an ONNX Runtime backend that runs it in place of torch.
 The file holds the network (input ``faces``: N x 1 x 42 x 42 normalised pixels, any N; output
 ``scores``: N x 7) and, as metadata, everything ``model.safetensors`` says about itself (the
 same keys) plus the normalisation as ``norm.mean``/``norm.std`` (JSON lists of 48x48 floats).
+The faces graph (``onnx_input="faces"``) takes grey 48x48 uint8 faces instead and does the
+rest inside: both preprocessing steps, Eval1's 10 crops, the averaging and the calibrated
+probabilities (outputs ``scores`` and ``probabilities``), so a user needs nothing but the file.
 Exporting needs ``pip install 'ferkit[onnx]'``; running needs only ``onnxruntime``.
 """
 
@@ -46,30 +49,80 @@ class OnnxNet(nn.Module):
         return torch.from_numpy(scores).to(x.device)
 
 
-def onnx_bytes(model: FerModel) -> bytes:
-    """The network of ``model`` as ONNX (fp32, dynamic batch), with its metadata."""
+ONNX_INPUTS = ("crops", "faces")  # what an exported graph takes (metadata key ``onnx_input``)
+
+
+class FacesGraph(nn.Module):
+    """Grey 48x48 uint8 faces (N, 48, 48) -> Eval1-averaged ``scores`` and calibrated
+    ``probabilities`` (N, 7): ferkit's inference for cropped faces as one traceable module.
+    Crops are slices and flips (Eval1's views are whole-pixel), equal to ``FerModel.score``."""
+
+    def __init__(self, model: FerModel):
+        from .preprocess import EPS, IMAGE_STD
+        from .views import view_params
+
+        super().__init__()
+        self.net = _plain_copy(model.net)
+        self.register_buffer("mean", model.norm_mean.detach().cpu().float().clone())
+        self.register_buffer("std", model.norm_std.detach().cpu().float().clone())
+        self.svm, self.classes = model.loss == "svm", len(model.labels)
+        self.temperature = float(model.meta.temperature or 1.0)
+        self.image_std, self.eps = IMAGE_STD, EPS
+        self.views = [(int(ox), int(oy), m) for _, _, ox, oy, m in view_params("eval1")]
+
+    def forward(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = faces.float()
+        flat = x.flatten(1)
+        mu = flat.mean(1, keepdim=True)
+        sd = ((flat - mu) ** 2).mean(1, keepdim=True).sqrt().clamp_min(self.eps)
+        x = ((flat - mu) * (self.image_std / sd)).view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+        x = (x - self.mean) / self.std
+        crops = []
+        for ox, oy, mirror in self.views:
+            source = x.flip(-1) if mirror else x
+            crops.append(source[..., oy : oy + INPUT_SIZE, ox : ox + INPUT_SIZE])
+        out = self.net(torch.cat(crops, 0)).view(len(self.views), -1, self.classes)
+        per_view = out if self.svm else out.softmax(-1)
+        averaged = per_view.mean(0)
+        z = averaged if self.svm else averaged.clamp_min(1e-12).log()
+        return averaged, (z / self.temperature).softmax(-1)
+
+
+def onnx_bytes(model: FerModel, onnx_input: str = "crops") -> bytes:
+    """``model`` as ONNX (fp32, dynamic batch), with its metadata: the network on normalised
+    42x42 crops (``crops``), or the whole of inference on 48x48 uint8 faces (``faces``)."""
     try:
         import onnx
     except ImportError:
         raise ModelFileError(f"exporting to ONNX needs onnx: {INSTALL}") from None
     if model.int8:
         raise ValueError("export the fp32 model to ONNX, not its int8 version")
-    net = _plain_copy(model.net)
+    if onnx_input not in ONNX_INPUTS:
+        raise ValueError(f"unknown ONNX input {onnx_input!r} (known: {', '.join(ONNX_INPUTS)})")
+    if onnx_input == "faces":
+        graph = FacesGraph(model).eval()
+        example = torch.zeros(1, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8)
+        outputs = ["scores", "probabilities"]
+    else:
+        graph = _plain_copy(model.net)
+        example = torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE)
+        outputs = ["scores"]
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            net,
-            (torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE),),
+            graph,
+            (example,),
             buf,
             input_names=["faces"],
-            output_names=["scores"],
-            dynamic_axes={"faces": {0: "batch"}, "scores": {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={"faces": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
             opset_version=OPSET,
             dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
     meta = meta_strings(model)
+    meta["onnx_input"] = onnx_input
     meta["norm.mean"] = json.dumps(model.norm_mean.cpu().flatten().tolist())
     meta["norm.std"] = json.dumps(model.norm_std.cpu().flatten().tolist())
     onnx.helper.set_model_props(proto, meta)
@@ -83,9 +136,9 @@ def _plain_copy(net: nn.Module) -> nn.Module:
     return copy.deepcopy(net).cpu().float().to(memory_format=torch.contiguous_format).eval()
 
 
-def save_onnx(model: FerModel, path: str | os.PathLike) -> None:
+def save_onnx(model: FerModel, path: str | os.PathLike, onnx_input: str = "crops") -> None:
     """Write ``model`` as a self-describing ONNX file, atomically."""
-    blob = onnx_bytes(model)
+    blob = onnx_bytes(model, onnx_input)
     with atomic_write(path) as fh:
         fh.write(blob)
 
@@ -116,6 +169,11 @@ def load_onnx(path: str | os.PathLike) -> FerModel:
     meta = dict(session.get_modelmeta().custom_metadata_map)
     if meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{path}: an ONNX file, but not a ferkit model (no ferkit metadata)")
+    if meta.get("onnx_input", "crops") != "crops":
+        raise ModelFileError(
+            f"{path}: a faces graph (48x48 uint8 faces in, probabilities out) for running "
+            "without ferkit; --backend onnx takes the crops graph (export --onnx-input crops)"
+        )
     try:
         norm = {
             k: torch.tensor(json.loads(meta[k]), dtype=torch.float32)
@@ -156,6 +214,21 @@ class OnnxParity:
             self.max_score_difference <= MAX_SCORE_DIFFERENCE
             and self.same_predictions >= MIN_SAME_PREDICTIONS
         )
+
+
+def check_faces_parity(model: FerModel, blob: bytes, faces48: np.ndarray, split: str) -> OnnxParity:
+    """The faces graph ``blob`` run by ONNX Runtime against ``model.score(..., "eval1")``."""
+    session = _session(blob, f"{model.meta.arch} faces graph")
+    a, b = [], []
+    for i in range(0, len(faces48), 256):
+        chunk = np.ascontiguousarray(faces48[i : i + 256], dtype=np.uint8)
+        a.append(model.score(chunk, "eval1"))
+        b.append(torch.from_numpy(session.run(["scores"], {"faces": chunk})[0]))
+    a = torch.cat(a) if a else torch.zeros(0, 7)
+    b = torch.cat(b) if b else torch.zeros(0, 7)
+    diff = float((a - b).abs().max()) if len(a) else 0.0
+    same = float((a.argmax(1) == b.argmax(1)).float().mean()) if len(a) else 1.0
+    return OnnxParity(split, "eval1", len(a), diff, same)
 
 
 def check_parity(
