@@ -222,7 +222,7 @@ def test_benchmark_serve_small(tiny_run, capsys):
     args = ["benchmark", "serve", "--model", str(tiny_run), "--clients", "2", "--requests", "6"]
     assert main([*args, "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert r["requests"] == 6 and r["errors"] == 0
+    assert r["requests"] == 6 and r["errors"] == 0, r["error_statuses"]
     assert r["p99_ms"] >= r["p50_ms"] > 0 and r["requests_per_s"] > 0
 
 

@@ -327,7 +327,7 @@ def _drive_server(
         def one(_):
             t0, busy = time.perf_counter(), 0
             while True:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
                 try:
                     conn.request(
                         "POST", "/v1/predict", body=jpeg, headers={"Content-Type": "image/jpeg"}
@@ -350,8 +350,10 @@ def _drive_server(
         server.terminate()
         server.wait(timeout=30)
     lat = np.array([r[0] for r in results])
+    failed = [r[1] for r in results if r[1] != 200]
     return {
-        "errors": int(sum(r[1] != 200 for r in results)),
+        "errors": len(failed),
+        "error_statuses": {str(k): failed.count(k) for k in sorted(set(failed))},  # 0: no answer
         "busy_503": int(sum(r[2] for r in results)),
         "requests_per_s": round(requests / wall, 1),
         "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
