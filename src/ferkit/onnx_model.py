@@ -224,11 +224,8 @@ def check_faces_parity(model: FerModel, blob: bytes, faces48: np.ndarray, split:
         chunk = np.ascontiguousarray(faces48[i : i + 256], dtype=np.uint8)
         a.append(model.score(chunk, "eval1"))
         b.append(torch.from_numpy(session.run(["scores"], {"faces": chunk})[0]))
-    a = torch.cat(a) if a else torch.zeros(0, 7)
-    b = torch.cat(b) if b else torch.zeros(0, 7)
-    diff = float((a - b).abs().max()) if len(a) else 0.0
-    same = float((a.argmax(1) == b.argmax(1)).float().mean()) if len(a) else 1.0
-    return OnnxParity(split, "eval1", len(a), diff, same)
+    empty = torch.zeros(0, len(model.labels))
+    return _parity(torch.cat(a) if a else empty, torch.cat(b) if b else empty, split, "eval1")
 
 
 def check_parity(
@@ -236,8 +233,11 @@ def check_parity(
 ) -> OnnxParity:
     """Score the same faces with both; the largest score difference and the share of equal
     predictions."""
-    a = model.score(faces48, method)
-    b = onnx.score(faces48, method)
+    return _parity(model.score(faces48, method), onnx.score(faces48, method), split, method)
+
+
+def _parity(a: torch.Tensor, b: torch.Tensor, split: str, method: str) -> OnnxParity:
+    """The largest difference and the share of equal arg-maxes of two (N, 7) score tensors."""
     diff = float((a - b).abs().max()) if len(a) else 0.0
     same = float((a.argmax(1) == b.argmax(1)).float().mean()) if len(a) else 1.0
     return OnnxParity(split, method, len(a), diff, same)
