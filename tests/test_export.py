@@ -167,3 +167,27 @@ def test_card_says_which_procedure_trained_the_weights(tiny_run, tmp_path):
     export_model(tiny_run, out, "fp32")
     card = ferkit.load_model(out).meta.card
     assert card["procedure"].startswith("the paper's") and card["training"]["optimizer"] == "sgd"
+
+
+def test_reexporting_fp16_weights_keeps_their_check_and_fits_a_missing_temperature(
+    tiny_run, small_csv, tmp_path
+):
+    """A shipped fp16 file compared with its own fp16 rounding would measure nothing: the check
+    made at its first export stays on the card, and a file without a temperature gets one."""
+    from safetensors.torch import load_file, save_file
+
+    from ferkit.export import export_model, stored_in_fp16
+
+    first = tmp_path / "first.safetensors"
+    check = export_model(tiny_run, first, verify_data=str(small_csv), tolerance_points=100.0)
+    assert check is not None and stored_in_fp16(first) and not stored_in_fp16(tiny_run)
+    with safe_open(str(first), "pt") as f:
+        meta = {k: v for k, v in f.metadata().items() if k != "temperature"}
+    bare = tmp_path / "bare.safetensors"  # as the shipped file was: fp16, no temperature
+    save_file(load_file(first), str(bare), meta)
+    assert ferkit.load_model(bare).meta.temperature is None
+    again = tmp_path / "again.safetensors"
+    assert export_model(bare, again, verify_data=str(small_csv)) is None
+    model = ferkit.load_model(again)
+    assert model.meta.card["fp16_check"] == check.to_dict()
+    assert model.meta.temperature is not None and model.meta.temperature > 0

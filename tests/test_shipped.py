@@ -4,6 +4,7 @@ its card's accuracy is what ferkit measures on the real data. Skipped in a build
 import json
 
 import pytest
+import torch
 from safetensors import safe_open
 
 import ferkit
@@ -35,6 +36,16 @@ def test_card_is_complete_and_beside_the_weights(shipped):
     assert check["method"] == "eval2" and abs(check["fp32"] - check["fp16"]) <= 0.001
     page = SHIPPED.with_suffix(".md").read_text()
     assert "Terms of use" in page and json.dumps(card["accuracy"]) in page
+
+
+def test_it_carries_the_temperature_fitted_on_its_validation_faces(shipped):
+    """Calibrated probabilities need T in the file; an SVM's raw scores are far too unsure
+    (mean softmax confidence ~0.32 at 63 % right), so the fitted T is well below 1."""
+    t = shipped.meta.temperature
+    assert t is not None and 0.1 < t < 1 and shipped.meta.card["temperature"] == t
+    faces = torch.full((4, 48, 48), 128, dtype=torch.uint8)
+    averaged = shipped.score(faces, "eval1")
+    assert not torch.allclose(shipped.probabilities(averaged), averaged.softmax(-1))
 
 
 def test_card_accuracy_is_what_ferkit_measures(shipped, real_fer):

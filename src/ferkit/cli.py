@@ -581,7 +581,10 @@ def _export_args(sp: argparse.ArgumentParser) -> None:
         "and test accuracies for the card",
     )
     sp.add_argument(
-        "--verify-data", metavar="PATH", help="FER-2013 data to compare fp16 with fp32 on"
+        "--verify-data",
+        metavar="PATH",
+        help="FER-2013 data to compare fp16 with fp32 on (not for weights already fp16: their "
+        "card keeps its check) and to fit a missing temperature on (its validation faces)",
     )
     sp.add_argument("--split", default="PublicTest", help="split for --verify-data")
     sp.add_argument(
@@ -642,6 +645,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     if check:
         print(f"ferkit: {check.line()}", file=sys.stderr)
+    elif args.verify_data and args.dtype == "fp16":
+        print(
+            f"ferkit: {args.model} holds fp16 weights already: the fp16 check on its card is kept",
+            file=sys.stderr,
+        )
     print(f"ferkit: wrote {args.out}", file=sys.stderr)
     return 0
 

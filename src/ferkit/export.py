@@ -105,14 +105,16 @@ def export_model(
 ) -> PrecisionCheck | None:
     """Write ``model_path`` to ``out`` in ``dtype`` with its card (``card`` overrides fields),
     and the card as Markdown beside it; with ``verify_data``, refuse (ValueError) an fp16
-    export whose accuracy differs from fp32 by more than ``tolerance_points``."""
+    export whose accuracy differs from fp32 by more than ``tolerance_points``. Weights stored in
+    fp16 already (a shipped file re-exported, e.g. to add its temperature) are not compared with
+    themselves: their card keeps the check made when they were first exported."""
     if dtype not in ("fp16", "fp32"):
         raise ValueError(f"dtype must be fp16 or fp32, not {dtype!r}")
     model = load_model(model_path)
     _fit_missing_temperature(model, verify_data)
     torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
     check = None
-    if verify_data and dtype == "fp16":
+    if verify_data and dtype == "fp16" and not stored_in_fp16(model_path):
         check = _compare(model, verify_data, split, method, _measured(model_path, summary))
         if abs(check.points_lost) > tolerance_points:
             raise ValueError(
@@ -157,7 +159,7 @@ def build_card(model, dtype: str, summary: dict | None, check: PrecisionCheck | 
         "validation_accuracy": round(metrics.get("val_acc", float("nan")), 4),
         "temperature": model.meta.temperature,
         "best_epoch": metrics.get("best_epoch"),
-        "machine": cfg.get("machine"),
+        "machine": model.meta.card.get("machine") or cfg.get("machine"),  # kept on re-export
         "torch": cfg.get("torch", torch.__version__),
     }
     if summary:
@@ -255,6 +257,14 @@ def export_onnx(
     with atomic_write(out) as fh:
         fh.write(blob)
     return parity
+
+
+def stored_in_fp16(model_path: str | os.PathLike) -> bool:
+    """Whether the file's weights are fp16 (an export), read from its header alone."""
+    from safetensors import safe_open
+
+    with safe_open(str(model_file(model_path)), "pt") as f:
+        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())  # noqa: SIM118
 
 
 def _fit_missing_temperature(model, data: str | None) -> None:
