@@ -369,6 +369,8 @@ def _bad_checkpoints(run):
         "missing key": with_config({k: v for k, v in cfg.items() if k != "data"}),
         "bad value": with_config({**cfg, "lr": -1.0}),
         "other network": with_config({**cfg, "arch": "bkvgg8"}),
+        "bad within": lambda p: torch.save({**ck, "within": {"step": "4", "aug_rng": 0}}, p),
+        "partial within": lambda p: torch.save({**ck, "within": {"step": 4}}, p),
     }
 
 
@@ -383,6 +385,8 @@ def _bad_checkpoints(run):
         "missing key",
         "bad value",
         "other network",
+        "bad within",
+        "partial within",
     ],
 )
 def test_a_broken_checkpoint_is_one_clear_error(tiny_run, tmp_path, monkeypatch, case):
@@ -406,3 +410,46 @@ def test_resume_removes_temporaries_a_kill_left(tiny_run, tmp_path):
     keep.write_text("mine")
     assert run_cli("train", "--resume", str(run), "--epochs", "1").returncode == 0
     assert not any(p.exists() for p in stale) and keep.exists()
+
+
+def test_a_checkpoint_inside_an_epoch_resumes_bit_exact(small_csv, tmp_path, monkeypatch):
+    """A kill in the middle of an epoch loses at most --checkpoint-minutes of work: the
+    checkpoint saved inside the epoch continues from its step, and the run ends exactly as one
+    that never stopped (the fast procedure: BatchNorm, AdamW, EMA, dropout, augmentation)."""
+    import ferkit.train as tr
+
+    fast = dict(epochs=2, schedule="cosine", norm_layers="bn", optimizer="adamw", ema=0.99)
+    train(tiny_config(small_csv, tmp_path / "ref", checkpoint_minutes=0, **fast))
+    real_step, calls = tr.train_step, []
+
+    def killed_at_the_fifth_step(*args, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # as a kill between two steps of epoch 1
+        return real_step(*args, **kw)
+
+    run = tmp_path / "killed"
+    monkeypatch.setattr(tr, "train_step", killed_at_the_fifth_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(small_csv, run, checkpoint_minutes=1e-9, **fast))  # save every step
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["epoch"] == 0 and ck["within"]["step"] == 4
+    monkeypatch.setattr(tr, "train_step", real_step)
+    train(tiny_config(small_csv, run, checkpoint_minutes=1e-9, **fast), resume=True)
+
+    a = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    b = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2 and "within" not in b
+    for part in ("model", "ema"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+    ref_lines, lines = (
+        (p / "metrics.jsonl").read_text().splitlines() for p in (tmp_path / "ref", run)
+    )
+    for x, y in zip(ref_lines, lines, strict=True):
+        x, y = json.loads(x), json.loads(y)
+        assert (x["train_loss"], x["train_acc"], x["val_acc"]) == (
+            y["train_loss"],
+            y["train_acc"],
+            y["val_acc"],
+        )

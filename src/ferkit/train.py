@@ -268,6 +268,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     loss_fn = get_loss(cfg.loss)
     start_epoch, best_val, best_epoch, drops = 1, -1.0, 0, 0
     history: list[EpochMetrics] = []
+    within: dict | None = None  # where a checkpoint saved inside an epoch left that epoch
     if resume:
         ck = load_checkpoint(run.checkpoint)
         try:
@@ -279,6 +280,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
             torch.set_rng_state(ck["rng"]["torch"])
             start_epoch = int(ck["epoch"]) + 1
             best_val, best_epoch, drops = ck["best_val_acc"], ck["best_epoch"], ck["drops"]
+            within = _checked_within(ck)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise CheckpointError(
@@ -290,7 +292,8 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
         if start_epoch > cfg.epochs:
             say(f"{out} has finished its {cfg.epochs} epochs (raise them with --epochs N)")
         else:
-            say(f"resuming {out} at epoch {start_epoch} of {cfg.epochs}")
+            at = f", step {within['step']}" if within else ""
+            say(f"resuming {out} at epoch {start_epoch}{at} of {cfg.epochs}")
     model_net = torch.nn.parallel.DistributedDataParallel(net) if di.world > 1 else net
 
     local_batch = cfg.batch_size // di.world
@@ -300,6 +303,23 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
         arch=cfg.arch.lower(), loss=cfg.loss, config=_config_record(cfg, device, amp, di)
     )
     stop_reason = f"all {cfg.epochs} epochs done"
+
+    def state(epochs_done: int) -> dict:
+        """What ``checkpoint.pt`` holds after ``epochs_done`` whole epochs (plus ``within``
+        when it is saved inside the next one)."""
+        return {
+            "model": net.state_dict(),  # unfolded: --resume continues bit-exact
+            **({"ema": average.state_dict()} if average is not None else {}),
+            "optimizer": optimizer.state_dict(),
+            "plateau": plateau.state_dict(),
+            "epoch": epochs_done,
+            "best_val_acc": best_val,
+            "best_epoch": best_epoch,
+            "drops": drops,
+            "config": json.dumps(dataclasses.asdict(cfg)),
+            "rng": {"torch": torch.get_rng_state()},
+        }
+
     aug_cfg = AugmentConfig().scaled(cfg.augment_strength)
 
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -321,8 +341,19 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
             _trace(cfg.trace_shards, di.rank, epoch, order)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.int64)
-        bar = _progress(steps, epoch, cfg, di.main)
-        for step in range(steps):
+        first = 0
+        if within is not None:  # continue the epoch a checkpoint left at step `first`
+            first, t0 = within["step"], t0 - within["seconds"]
+            loss_sum.fill_(within["loss_sum"])
+            correct.fill_(within["correct"])
+            aug_gen.set_state(within["aug_rng"])
+            torch.set_rng_state(within["torch_rng"])  # dropout, as it was at that step
+            if "cuda_rng" in within:
+                torch.cuda.set_rng_state(within["cuda_rng"], device)
+            within = None
+        bar = _progress(steps, epoch, cfg, di.main, first)
+        saved_at = time.monotonic()
+        for step in range(first, steps):
             done = epoch - 1 + step / steps
             if (lr := lr_at(cfg, done / cfg.epochs, done)) is not None:
                 for g in optimizer.param_groups:
@@ -347,6 +378,31 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                     img_s=f"{seen * di.world / (time.perf_counter() - t0):.0f}",
                 )
                 bar.update(step + 1 - bar.n)
+            if (
+                cfg.checkpoint_minutes
+                and di.world == 1
+                and step + 1 < steps
+                and time.monotonic() - saved_at >= 60 * cfg.checkpoint_minutes
+            ):
+                save_checkpoint(
+                    {
+                        **state(epoch - 1),
+                        "within": {
+                            "step": step + 1,
+                            "loss_sum": loss_sum.item(),
+                            "correct": int(correct.item()),
+                            "seconds": time.perf_counter() - t0,
+                            "aug_rng": aug_gen.get_state(),
+                            **(
+                                {"cuda_rng": torch.cuda.get_rng_state(device)}
+                                if device.type == "cuda"
+                                else {}
+                            ),
+                        },
+                    },
+                    run.checkpoint,
+                )
+                saved_at = time.monotonic()
         if bar is not None:
             bar.close()
         train_seconds = time.perf_counter() - t0
@@ -411,21 +467,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                 run.curves,
                 f"{cfg.arch} + {cfg.loss}",
             )
-            save_checkpoint(
-                {
-                    "model": net.state_dict(),  # unfolded: --resume continues bit-exact
-                    **({"ema": average.state_dict()} if average is not None else {}),
-                    "optimizer": optimizer.state_dict(),
-                    "plateau": plateau.state_dict(),
-                    "epoch": epoch,
-                    "best_val_acc": best_val,
-                    "best_epoch": best_epoch,
-                    "drops": drops,
-                    "config": json.dumps(dataclasses.asdict(cfg)),
-                    "rng": {"torch": torch.get_rng_state()},
-                },
-                run.checkpoint,
-            )
+            save_checkpoint(state(epoch), run.checkpoint)
             if cfg.quiet:
                 say(json.dumps(dataclasses.asdict(m)))
             else:
@@ -487,13 +529,32 @@ def _validate(net, x_val, y_val, loss_fn, device, amp, di: _DistInfo) -> tuple[f
     return totals[0].item() / n, totals[1].item() / n
 
 
-def _progress(steps: int, epoch: int, cfg: TrainConfig, main: bool):
+def _checked_within(ck: dict) -> dict | None:
+    """The ``within`` part of a checkpoint saved inside an epoch, its types checked (a
+    crafted file is a CheckpointError, not a traceback three steps later)."""
+    within = ck.get("within")
+    if within is None:
+        return None
+    step, aug = within["step"], within["aug_rng"]
+    if not isinstance(step, int) or step < 0 or not isinstance(aug, torch.Tensor):
+        raise ValueError("its 'within' entry is malformed")
+    return {
+        **within,
+        "loss_sum": float(within["loss_sum"]),
+        "correct": int(within["correct"]),
+        "seconds": float(within["seconds"]),
+        "torch_rng": ck["rng"]["torch"],
+    }
+
+
+def _progress(steps: int, epoch: int, cfg: TrainConfig, main: bool, first: int = 0):
     if not main or cfg.quiet:
         return None
     from tqdm import tqdm
 
     return tqdm(
         total=steps,
+        initial=first,
         desc=f"epoch {epoch}/{cfg.epochs}",
         unit="batch",
         leave=False,

@@ -164,6 +164,16 @@ class TrainConfig:
     threads: int | None = option(
         None, "CPU threads for torch (default: torch's)", type=POSITIVE_INT, on_resume=True
     )
+    checkpoint_minutes: float = option(
+        5.0,
+        "also save checkpoint.pt inside an epoch every M minutes, so that a kill loses at most "
+        "that much (--resume continues from the step it reached, bit-exact); 0: only at the "
+        "end of each epoch. One process only: under torchrun, epoch ends only",
+        type=NON_NEGATIVE,
+        metavar="M",
+        on_resume=True,
+        recorded=False,
+    )
     device: str = option("auto", "training device", choices=DEVICES, on_resume=True)
     precision: str = option(
         "auto",
