@@ -390,3 +390,47 @@ def test_a_fifo_in_a_folder_is_skipped_not_waited_on(tiny_run, photo, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "stuck.jpg: skipped: not a regular file" in r.stderr
     assert "astronaut.jpg: " in r.stdout
+
+
+# cv2's package, as it loads: it takes itself out of sys.modules while its native part (a
+# module with no `data`, and not a package) stands in, then puts itself back.
+_SLOW_CV2 = """
+import sys, time, types
+_package = sys.modules.pop("cv2")
+sys.modules["cv2"] = types.ModuleType("cv2")
+time.sleep(0.5)
+sys.modules["cv2"] = _package
+"""
+
+_TWO_THREADS = """
+import threading
+from ferkit.detect import opencv
+got, errors = [], []
+def first_use():
+    try:
+        got.append(opencv().data.haarcascades)
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=first_use) for _ in range(2)]
+threads[0].start()
+import time; time.sleep(0.2)  # the second comes while the first is inside cv2's loading
+threads[1].start()
+for t in threads:
+    t.join()
+print(got, errors)
+assert got == ["cascades/", "cascades/"] and not errors
+"""
+
+
+def test_two_threads_importing_opencv_at_once_both_get_all_of_it(tmp_path):
+    """The server's first concurrent requests each make a detector; without a lock around the
+    import, the second thread got cv2 without `cv2.data` and the request answered 500."""
+    pkg = tmp_path / "cv2"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(_SLOW_CV2)
+    (pkg / "data" / "__init__.py").write_text("haarcascades = 'cascades/'\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    r = subprocess.run(
+        [sys.executable, "-c", _TWO_THREADS], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0, r.stdout + r.stderr

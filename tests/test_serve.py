@@ -224,6 +224,9 @@ def test_benchmark_serve_small(tiny_run, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["requests"] == 6 and r["errors"] == 0, r["error_statuses"]
     assert r["p99_ms"] >= r["p50_ms"] > 0 and r["requests_per_s"] > 0
+    for variant in ("one_at_a_time", "batched_onnx"):  # the same photo, measured in one run
+        assert r[f"{variant}_errors"] == 0, r[f"{variant}_error_statuses"]
+    assert r["speedup_onnx"] > 0
 
 
 def test_serve_cli_needs_a_model_or_says_so(tmp_path):

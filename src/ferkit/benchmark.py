@@ -281,9 +281,14 @@ def _timings(rec, one, faces, jpeg, name: str) -> dict:
     }
 
 
-#: ``ferkit serve`` options of each measured configuration: today's default, and the server as
-#: it was before it batched (one request's faces at a time, one inference thread).
-SERVE_VARIANTS = {"batched": [], "one_at_a_time": ["--workers", "1", "--batch-window-ms", "0"]}
+#: ``ferkit serve`` options of each measured configuration: today's default, the server as it
+#: was before it batched (one request's faces at a time, one inference thread), and the
+#: default with ONNX Runtime running the same network (when onnxruntime is installed).
+SERVE_VARIANTS = {
+    "batched": [],
+    "one_at_a_time": ["--workers", "1", "--batch-window-ms", "0"],
+    "batched_onnx": ["--backend", "onnx"],
+}
 
 
 def bench_serve(model: str | None, photo: str | None, clients: int, requests: int) -> dict:
@@ -291,14 +296,19 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
     concurrent clients for ``requests`` POSTs of a 640x480 photo; a client retries a 503 after
     20 ms. Throughput, latency percentiles (of answered requests, retries included), 503s and
     other errors per variant, and the batched server's speed-up, all in one run."""
+    import importlib.util
+
     out: dict = {"benchmark": "serve", "clients": clients, "requests": requests}
     for name, options in SERVE_VARIANTS.items():
+        if "onnx" in name and importlib.util.find_spec("onnxruntime") is None:
+            continue
         r = _drive_server(model, photo, clients, requests, options)
         prefix = "" if name == "batched" else f"{name}_"
         out.update({f"{prefix}{k}": v for k, v in r.items()})
-    out["speedup"] = round(
-        out["requests_per_s"] / max(out["one_at_a_time_requests_per_s"], 1e-9), 2
-    )
+    before = max(out["one_at_a_time_requests_per_s"], 1e-9)
+    out["speedup"] = round(out["requests_per_s"] / before, 2)
+    if "batched_onnx_requests_per_s" in out:
+        out["speedup_onnx"] = round(out["batched_onnx_requests_per_s"] / before, 2)
     return out
 
 

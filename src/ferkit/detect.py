@@ -7,6 +7,7 @@ hence the ``<5`` pin in the ``detect`` extra.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -38,6 +39,22 @@ class FaceDetector(Protocol):
 
 
 _WINDOW = 24  # the frontal cascades' detection window, in pixels
+_OPENCV_IMPORT = threading.Lock()
+
+
+def opencv():
+    """The ``cv2`` module, imported under a lock. OpenCV's package takes itself out of
+    ``sys.modules`` while its native part loads, so a thread importing it at that moment gets
+    a module without ``cv2.data`` (seen: the server's first concurrent requests answered 500)."""
+    with _OPENCV_IMPORT:
+        try:
+            import cv2
+            import cv2.data  # noqa: F401 (the cascades' folder)
+        except ImportError:
+            raise RuntimeError(
+                "face detection needs OpenCV: pip install 'ferkit[detect]'"
+            ) from None
+    return cv2
 
 
 class HaarDetector:
@@ -54,12 +71,7 @@ class HaarDetector:
         pad: float = 0.2,
         mirror: bool = False,
     ):
-        try:
-            import cv2
-        except ImportError:
-            raise RuntimeError(
-                "face detection needs OpenCV: pip install 'ferkit[detect]'"
-            ) from None
+        cv2 = opencv()
         if not hasattr(cv2, "CascadeClassifier"):
             raise RuntimeError(
                 "this OpenCV has no CascadeClassifier (OpenCV 5): "
