@@ -191,6 +191,19 @@ def test_page_in_headless_chromium(server_url, browser, tmp_path):
         return [c.width, c.height, c.toDataURL('image/png').length];
     }""")
     assert drawn[:2] == [512, 512] and drawn[2] > 10_000
+    # the page places the probability panel exactly where annotated copies place it
+    from ferkit.annotate import _PAD, place_panel
+    from ferkit.detect import Box
+
+    for box, w, h in [
+        (Box(170, 60, 108, 108), 512, 512),  # room on the right
+        (Box(400, 10, 100, 100), 512, 512),  # on the left
+        (Box(0, 0, 512, 512), 512, 512),  # a face that fills the photo: inside
+        (Box(10, 400, 60, 60), 200, 480),  # narrow photo
+    ]:
+        js = page.evaluate("([b, w, h]) => placePanel(b, w, h, 50, 15)", [box.to_dict(), w, h])
+        py = place_panel(box, w, h, label_w=50, text_h=15 - _PAD)
+        assert [js[k] for k in "xywh"] == [py.x, py.y, py.width, py.height], (box, js)
     shot = tmp_path / "page.png"
     page.screenshot(path=str(shot), full_page=True)
     assert np.asarray(Image.open(shot)).std() > 10

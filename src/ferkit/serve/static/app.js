@@ -22,6 +22,48 @@ async function predict(blob) {
   return body;
 }
 
+const PAD = 3;  // pixels around the panel's text and between its rows
+
+// Where a face's probability panel goes, as ferkit's annotated copies place it
+// (annotate.place_panel): right of the face, else left, below, above, else inside it at
+// its bottom left; always moved back inside the picture.
+function placePanel(box, imageW, imageH, labelW, row) {
+  const barW = Math.max(30, Math.min(2 * labelW, imageW - labelW - 3 * PAD));
+  const w = labelW + barW + 3 * PAD, h = LABELS.length * row + PAD, gap = 2;
+  const spots = [[box.x + box.w + gap, box.y], [box.x - w - gap, box.y],
+                 [box.x, box.y + box.h + gap], [box.x, box.y - h - gap]];
+  let [x, y] = spots.find(([sx, sy]) => sx >= 0 && sx + w <= imageW && sy >= 0 && sy + h <= imageH)
+    || [box.x + gap, box.y + box.h - h - gap];
+  x = Math.min(Math.max(0, x), Math.max(0, imageW - w));
+  y = Math.min(Math.max(0, y), Math.max(0, imageH - h));
+  return { x, y, w, h, barW };
+}
+
+// The seven probabilities: a label column and a bar column, the font shrunk until the rows
+// fit the picture's height.
+function drawPanel(face, imageW, imageH, fontSize) {
+  let size = fontSize;
+  while (size > 8 && LABELS.length * (size + PAD) + PAD > imageH) size -= 1;
+  ctx.font = `${size}px system-ui, sans-serif`;
+  const labelW = Math.max(...LABELS.map((l) => ctx.measureText(l).width));
+  const row = size + PAD;
+  const p = placePanel(face.box, imageW, imageH, labelW, row);
+  ctx.fillStyle = "rgba(30,30,30,0.85)";
+  ctx.fillRect(p.x, p.y, p.w, p.h);
+  const barX = p.x + 2 * PAD + labelW;
+  ctx.textBaseline = "top";
+  LABELS.forEach((label, k) => {
+    const y = p.y + PAD + k * row;
+    ctx.fillStyle = "#fff";
+    ctx.fillText(label, p.x + PAD, y);
+    ctx.fillStyle = "#464646";
+    ctx.fillRect(barX, y + 1, p.barW, size - 1);
+    ctx.fillStyle = COLOURS[label];
+    ctx.fillRect(barX, y + 1, p.barW * face.probabilities[label], size - 1);
+  });
+  ctx.textBaseline = "alphabetic";
+}
+
 function draw(source, answer) {
   canvas.width = answer.width;
   canvas.height = answer.height;
@@ -39,19 +81,7 @@ function draw(source, answer) {
     ctx.fillRect(x, Math.max(0, y - size - 6), ctx.measureText(text).width + 8, size + 6);
     ctx.fillStyle = "#000";
     ctx.fillText(text, x + 4, Math.max(size, y - 5));
-    const barH = Math.max(6, size * 0.6), width = Math.max(60, w);
-    let by = Math.min(y + h + 4, canvas.height - 7 * (barH + 2));
-    for (const label of LABELS) {
-      const p = f.probabilities[label];
-      ctx.fillStyle = "rgba(0,0,0,0.7)";
-      ctx.fillRect(x, by, width, barH);
-      ctx.fillStyle = COLOURS[label];
-      ctx.fillRect(x, by, width * p, barH);
-      ctx.fillStyle = "#fff";
-      ctx.font = `${Math.round(barH)}px system-ui, sans-serif`;
-      ctx.fillText(label, x + 2, by + barH - 1);
-      by += barH + 2;
-    }
+    drawPanel(f, canvas.width, canvas.height, Math.max(10, Math.round(size * 0.75)));
     ctx.font = `${size}px system-ui, sans-serif`;
   }
   const list = document.getElementById("faces");
