@@ -79,6 +79,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
+class _InRun:
+    """One of a run's files as an attribute: ``RunFolder(p).model`` is ``p / MODEL_FILE``."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, run: RunFolder, owner: type | None = None) -> Path:
+        return run.path / self.name
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """A run folder and what it holds."""
@@ -88,21 +98,10 @@ class RunFolder:
     def __init__(self, path: str | os.PathLike):
         object.__setattr__(self, "path", Path(path))
 
-    @property
-    def model(self) -> Path:
-        return self.path / MODEL_FILE
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.path / CHECKPOINT_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def curves(self) -> Path:
-        return self.path / CURVES_FILE
+    model = _InRun(MODEL_FILE)
+    checkpoint = _InRun(CHECKPOINT_FILE)
+    metrics = _InRun(METRICS_FILE)
+    curves = _InRun(CURVES_FILE)
 
     def run_files(self) -> list[str]:
         """The files that make this folder a run, those present."""
