@@ -410,3 +410,45 @@ def test_a_failing_batch_fails_its_requests_and_the_server_goes_on(rec, jpeg, mo
     monkeypatch.undo()
     assert [f.box for f in batcher.classify(crops, boxes, "center")] == boxes
     batcher.close()
+
+
+def test_the_pixel_budget_lets_small_photos_through_together_and_huge_ones_in_turn():
+    """Decoded pixels held at once are bounded; one photo is always let in when none is."""
+    import threading
+
+    from ferkit.serve.app import _PixelBudget
+
+    budget, inside, most, lock = _PixelBudget(15), [0], [0], threading.Lock()
+
+    def decode(pixels):
+        with budget.hold(pixels):
+            with lock:
+                inside[0] += pixels
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= pixels
+
+    def run(sizes):
+        most[0] = 0
+        threads = [threading.Thread(target=decode, args=(n,)) for n in sizes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        return most[0]
+
+    assert run([10, 10, 10]) == 10  # in turn: two never fit together
+    assert run([5, 5, 5]) == 15  # all at once
+    assert run([40]) == 40 and budget.held == 0  # larger than the budget: alone, not refused
+
+
+def test_image_pixels_reads_the_header_only_and_never_raises():
+    from ferkit.images import image_pixels
+
+    buf = io.BytesIO()
+    Image.new("L", (640, 480)).save(buf, format="PNG")
+    assert image_pixels(buf.getvalue()) == 640 * 480
+    half = buf.getvalue()[: len(buf.getvalue()) // 2]
+    assert image_pixels(half) == 640 * 480  # the size is in the header: nothing is decoded
+    assert image_pixels(b"not an image") == 0

@@ -416,7 +416,16 @@ def _serve_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--workers",
         type=POSITIVE_INT,
-        help="threads decoding and detecting uploads (default: the machine's cores)",
+        help="threads decoding and detecting uploads (default: 8 a core, at most 64: the more "
+        "faces are found at once, the larger the network's batches)",
+    )
+    sp.add_argument(
+        "--decode-megapixels",
+        type=POSITIVE,
+        default=24.0,
+        metavar="MP",
+        help="decoded photos held at once, in megapixels (default 24: two 10 MB phone photos); "
+        "more wait their turn, one is always decoded",
     )
     sp.add_argument(
         "--batch-window-ms",
@@ -458,6 +467,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         body_timeout_s=args.timeout,
         workers=args.workers,
         batch_window_ms=args.batch_window_ms,
+        decode_megapixels=args.decode_megapixels,
         max_batch_faces=args.max_batch,
     )
     print(

@@ -61,6 +61,21 @@ def load_grey(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndarr
         return np.asarray(_decoded_upright(im, max_pixels).convert("L"))
 
 
+def image_pixels(data: bytes | bytearray | memoryview) -> int:
+    """The pixel count an encoded image states in its header (0 when it cannot be read: the
+    decoding that follows says why), without decoding it."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(bytes(data))) as im:
+                w, h = im.size
+                return w * h
+    except Exception:  # noqa: BLE001 (any failure is the decoder's to report)
+        return 0
+
+
 @contextlib.contextmanager
 def open_image(fh, name: str) -> Iterator:
     """``PIL.Image.open`` with PIL's decompression-bomb guard made an error, and every failure
