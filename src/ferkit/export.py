@@ -230,6 +230,7 @@ def export_onnx(
         check_faces_parity,
         check_parity,
         onnx_bytes,
+        save_onnx,
         to_onnx_backend,
     )
 
@@ -253,9 +254,7 @@ def export_onnx(
                 f"{100 * MIN_SAME_PREDICTIONS:g} %); nothing written"
             )
         model.meta.card["onnx_check"] = asdict(parity)
-    blob = onnx_bytes(model, onnx_input)  # with the card, check included
-    with atomic_write(out) as fh:
-        fh.write(blob)
+    save_onnx(model, out, onnx_input)  # with the card, check included
     return parity
 
 

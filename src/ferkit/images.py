@@ -64,15 +64,11 @@ def load_grey(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndarr
 def image_pixels(data: bytes | bytearray | memoryview) -> int:
     """The pixel count an encoded image states in its header (0 when it cannot be read: the
     decoding that follows says why), without decoding it."""
-    from PIL import Image
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(bytes(data))) as im:
-                w, h = im.size
-                return w * h
-    except Exception:  # noqa: BLE001 (any failure is the decoder's to report)
+        with open_image(io.BytesIO(bytes(data)), "<bytes>") as im:
+            w, h = im.size
+            return w * h
+    except ImageError:
         return 0
 
 

@@ -304,10 +304,11 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     )
     stop_reason = f"all {cfg.epochs} epochs done"
 
-    def state(epochs_done: int) -> dict:
+    def state(epochs_done: int, within: dict | None = None) -> dict:
         """What ``checkpoint.pt`` holds after ``epochs_done`` whole epochs (plus ``within``
         when it is saved inside the next one)."""
         return {
+            **({"within": within} if within else {}),
             "model": net.state_dict(),  # unfolded: --resume continues bit-exact
             **({"ema": average.state_dict()} if average is not None else {}),
             "optimizer": optimizer.state_dict(),
@@ -384,24 +385,8 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                 and step + 1 < steps
                 and time.monotonic() - saved_at >= 60 * cfg.checkpoint_minutes
             ):
-                save_checkpoint(
-                    {
-                        **state(epoch - 1),
-                        "within": {
-                            "step": step + 1,
-                            "loss_sum": loss_sum.item(),
-                            "correct": int(correct.item()),
-                            "seconds": time.perf_counter() - t0,
-                            "aug_rng": aug_gen.get_state(),
-                            **(
-                                {"cuda_rng": torch.cuda.get_rng_state(device)}
-                                if device.type == "cuda"
-                                else {}
-                            ),
-                        },
-                    },
-                    run.checkpoint,
-                )
+                at = _within(step + 1, loss_sum, correct, t0, aug_gen, device)
+                save_checkpoint(state(epoch - 1, at), run.checkpoint)
                 saved_at = time.monotonic()
         if bar is not None:
             bar.close()
@@ -527,6 +512,18 @@ def _validate(net, x_val, y_val, loss_fn, device, amp, di: _DistInfo) -> tuple[f
     totals = di.all_sum(torch.stack([loss_sum, correct]))
     n = max(1, len(y_val))
     return totals[0].item() / n, totals[1].item() / n
+
+
+def _within(step: int, loss_sum, correct, t0: float, aug_gen, device) -> dict:
+    """Where an epoch stands after ``step`` batches: what :func:`_checked_within` restores."""
+    return {
+        "step": step,
+        "loss_sum": loss_sum.item(),
+        "correct": int(correct.item()),
+        "seconds": time.perf_counter() - t0,
+        "aug_rng": aug_gen.get_state(),
+        **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+    }
 
 
 def _checked_within(ck: dict) -> dict | None:

@@ -287,15 +287,14 @@ def claim_verdicts(rows: list[RowFigures]) -> list[tuple[Claim, float, dict[str,
                 continue
             d, sd = pick(a) - pick(b), noise[procedure]
             ea, eb = a.paper_procedure_epochs, b.paper_procedure_epochs
+            word = "confirms" if d > 0 else "contradicts"
             if procedure == PAPER_PROCEDURE and ea != eb:
                 verdicts[procedure] = f"{d:+.1f}: cannot tell (runs of {ea} and {eb} epochs)"
             elif sd is None:
-                word = "confirms" if d > 0 else "contradicts"
                 verdicts[procedure] = f"{d:+.1f}: {word} (no seed spread measured)"
             elif abs(d) <= 2 * math.sqrt(2) * sd:
                 verdicts[procedure] = f"{d:+.1f}: within seed noise (+-{2 * math.sqrt(2) * sd:.1f})"
             else:
-                word = "confirms" if d > 0 else "contradicts"
                 verdicts[procedure] = f"{d:+.1f}: {word} (beyond seed noise)"
         out.append((claim, a.paper - b.paper, verdicts))
     return out
