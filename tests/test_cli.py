@@ -3,8 +3,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from synth import write_csv
+from synth import write_csv, write_folder
 
 from ferkit.cli import command_names, main
 
@@ -86,6 +87,22 @@ def test_skip_bad_on_train_and_evaluate(tmp_path, tiny_run, command):
     r = run_cli(command, *args, "--skip-bad")
     assert r.returncode == 0, r.stderr
     assert "skipped 1 bad rows" in r.stderr and "(first: line 86)" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["data", "evaluate"])
+def test_resize_on_data_and_evaluate(tmp_path, tiny_run, command, capsys):
+    from PIL import Image
+
+    root = write_folder(tmp_path / "imgs", n_train=7, n_test=7)
+    Image.fromarray(np.zeros((60, 50), np.uint8)).save(root / "test" / "sad" / "PublicTest_big.png")
+    args = [command, "--data", str(root), "--json"]
+    args += ["--model", str(tiny_run), "--threads", "1"] if command == "evaluate" else []
+    assert main(args) == 1
+    assert "50x60, not 48x48" in capsys.readouterr().err
+    assert main([*args, "--resize"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    n = out["splits"]["PublicTest"]["n"] if command == "data" else out["results"][0]["n"]
+    assert n == 8  # the 50x60 face resized, not dropped
 
 
 def test_usage_errors_exit_2():

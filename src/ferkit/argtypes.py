@@ -1,5 +1,6 @@
 """Checked numbers for command-line options: every bad value is a usage error before any work
-(``--lr nan``, ``--threads -1``, ``--port 99999``), never a traceback or a NaN model."""
+(``--lr nan``, ``--threads -1``, ``--port 99999``), never a traceback or a NaN model; and the
+options several commands share, declared once."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ COUNT = number(int, min=0)
 POSITIVE = number(float, above=0)
 NON_NEGATIVE = number(float, min=0)
 PORT = number(int, min=1, max=65535)
+
+
+THREADS_HELP = "CPU threads for torch (default: torch's)"
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """--threads, as every command that runs torch takes it."""
+    p.add_argument("--threads", type=POSITIVE_INT, help=THREADS_HELP)
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    """--device, as every command that runs a model takes it (an absent or unknown device is
+    refused when it is resolved: ``device.resolve_device``)."""
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+
+
+def add_json_option(p: argparse.ArgumentParser, what: str = "a JSON object") -> None:
+    """--json: the command's result as JSON on stdout (messages stay on stderr)."""
+    p.add_argument("--json", action="store_true", help=f"print {what}")

@@ -7,23 +7,29 @@ import time
 
 import torch
 
-from .argtypes import POSITIVE_INT
+from .argtypes import POSITIVE_INT, add_device_option, add_threads_option
 
 BENCHMARKS = ("train", "evaluate", "predict", "serve", "engine")
+
+
+#: Every size a benchmark takes (a positive integer): option, default, what it sizes.
+SIZES = (
+    ("--batch-size", 256, "batch size"),
+    ("--steps", 8, "timed steps per variant (after 2 warm-up steps)"),
+    ("--images", 64, "evaluate: images to score"),
+    ("--clients", 8, "serve: concurrent clients"),
+    ("--requests", 2000, "serve: requests in all"),
+    ("--photos", 1000, "engine: photos in the generated folder (640x480 JPEGs with one face)"),
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=BENCHMARKS, help="what to measure")
     p.add_argument("--arch", default="bkvgg12", help="network")
-    p.add_argument("--batch-size", type=POSITIVE_INT, default=256, help="batch size")
-    p.add_argument(
-        "--steps",
-        type=POSITIVE_INT,
-        default=8,
-        help="timed steps per variant (after 2 warm-up steps)",
-    )
-    p.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    for flag, default, what in SIZES:
+        p.add_argument(flag, type=POSITIVE_INT, default=default, help=what)
+    add_threads_option(p)
+    add_device_option(p)
     p.add_argument(
         "--model",
         help="predict: a trained model (default: the shipped one when --arch is its network, "
@@ -33,15 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--photo", help="predict: a photo with one face (default: scikit-image's astronaut)"
     )
     p.add_argument("--method", default="eval1", help="evaluate: center, eval1 or eval2")
-    p.add_argument("--images", type=POSITIVE_INT, default=64, help="evaluate: images to score")
-    p.add_argument("--clients", type=POSITIVE_INT, default=8, help="serve: concurrent clients")
-    p.add_argument("--requests", type=POSITIVE_INT, default=2000, help="serve: requests in all")
-    p.add_argument(
-        "--photos",
-        type=POSITIVE_INT,
-        default=1000,
-        help="engine: photos in the generated folder (640x480 JPEGs with one face)",
-    )
     p.add_argument(
         "--workers",
         type=POSITIVE_INT,

@@ -14,7 +14,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .argtypes import COUNT, NON_NEGATIVE, PORT, POSITIVE, POSITIVE_INT
+from .argtypes import (
+    COUNT,
+    NON_NEGATIVE,
+    PORT,
+    POSITIVE,
+    POSITIVE_INT,
+    add_device_option,
+    add_json_option,
+    add_threads_option,
+)
 from .data import DATA_HELP
 from .images import MAX_PIXELS
 from .train_config import SCHEDULES, add_train_options
@@ -27,7 +36,7 @@ class UsageError(ValueError):
 
 
 def _models_args(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--json", action="store_true", help="print a JSON list")
+    add_json_option(sp, "a JSON list")
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -47,7 +56,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _data_args(sp: argparse.ArgumentParser) -> None:
     _data_file_args(sp)
-    sp.add_argument("--json", action="store_true", help="print a JSON object")
+    add_json_option(sp)
     sp.add_argument(
         "--save",
         metavar="FILE",
@@ -57,10 +66,9 @@ def _data_args(sp: argparse.ArgumentParser) -> None:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from .data import load_fer2013
     from .labels import LABELS
 
-    ds = load_fer2013(args.data, on_error="skip" if args.skip_bad else "raise", resize=args.resize)
+    ds = _read_data(args)
     if args.save:
         from .data import save_compact
 
@@ -79,6 +87,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
             print(f"{name:<12} {sp['n']:>7}  {counts}")
     _report_skipped(ds)
     return 0
+
+
+def _read_data(args: argparse.Namespace):
+    """The data set of ``_data_file_args``' options."""
+    from .data import load_fer2013
+
+    return load_fer2013(
+        args.data, on_error="skip" if args.skip_bad else "raise", resize=args.resize
+    )
 
 
 def _report_skipped(ds) -> None:
@@ -119,12 +136,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _evaluate_args(sp: argparse.ArgumentParser) -> None:
     _model_args(sp)
-    sp.add_argument("--data", required=True, help=DATA_HELP)
-    sp.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="leave bad data rows out (reported on stderr) instead of stopping at the first",
-    )
+    _data_file_args(sp)
     sp.add_argument(
         "--method",
         choices=["center", "eval1", "eval2", "all"],
@@ -147,15 +159,14 @@ def _evaluate_args(sp: argparse.ArgumentParser) -> None:
         help="also the accuracy from each rescaling and each rotation of Eval1/Eval2's views "
         "alone, and from rotations up to +-a degrees (same views, no extra cost)",
     )
-    sp.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
-    sp.add_argument("--json", action="store_true", help="print report.json's object")
+    add_threads_option(sp)
+    add_json_option(sp, "report.json's object")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import warnings
 
     from .checkpoint import file_sha256, model_file, shipped_model_path
-    from .data import load_fer2013
     from .device import resolve_device
     from .evaluate import evaluate, report_dict, write_reports
     from .onnx_model import load_with_backend
@@ -171,7 +182,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         int8=args.int8,
         backend=args.backend,
     )
-    data = load_fer2013(args.data, on_error="skip" if args.skip_bad else "raise")
+    data = _read_data(args)
     _report_skipped(data)
     methods = list(METHODS) if args.method == "all" else [args.method]
     with warnings.catch_warnings():
@@ -287,7 +298,7 @@ def _predict_args(sp: argparse.ArgumentParser) -> None:
         help="folder for annotated copies of images and videos (--engine ray: the records "
         "file, .jsonl or .parquet)",
     )
-    sp.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    add_json_option(sp, "JSON lines, one a face")
     sp.add_argument(
         "--engine",
         choices=["local", "ray"],
@@ -315,12 +326,7 @@ def _predict_args(sp: argparse.ArgumentParser) -> None:
         help="context around each detected face, as a fraction of its side (default 0: "
         "FER-2013 frames a face as the detector's box)",
     )
-    sp.add_argument(
-        "--max-megapixels",
-        type=POSITIVE,
-        default=MAX_PIXELS / 1e6,
-        help="refuse larger images (decompression-bomb guard; the same default as serve's)",
-    )
+    _max_megapixels_arg(sp, "are refused")
     sp.add_argument(
         "--camera",
         type=COUNT,
@@ -384,12 +390,7 @@ def _serve_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sp.add_argument("--port", type=PORT, default=8000, help="port to listen on")
     sp.add_argument("--max-upload-mb", type=POSITIVE, default=10, help="larger uploads get 413")
-    sp.add_argument(
-        "--max-megapixels",
-        type=POSITIVE,
-        default=MAX_PIXELS / 1e6,
-        help="larger images get 413 (the same default as predict's)",
-    )
+    _max_megapixels_arg(sp, "get 413")
     sp.add_argument(
         "--timeout",
         type=POSITIVE,
@@ -525,7 +526,7 @@ def _reproduce_args(sp: argparse.ArgumentParser) -> None:
         default=0.01,
         help="(peak) learning rate (a recipe that varies it keeps its own)",
     )
-    sp.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch")
+    add_threads_option(sp)
     sp.add_argument(
         "--by-view",
         action="store_true",
@@ -596,16 +597,7 @@ def _export_args(sp: argparse.ArgumentParser) -> None:
         help="FER-2013 data to compare fp16 with fp32 on (not for weights already fp16: their "
         "card keeps its check) and to fit a missing temperature on (its validation faces)",
     )
-    sp.add_argument("--split", default="PublicTest", help="split for --verify-data")
-    sp.add_argument(
-        "--method",
-        default="center",
-        choices=["center", "eval1", "eval2"],
-        help="test views for the fp16 check on --verify-data's --split (default center)",
-    )
-    sp.add_argument(
-        "--tolerance", type=NON_NEGATIVE, default=0.1, help="accuracy points fp16 may differ"
-    )
+    _precision_check_args(sp, "fp16", "--verify-data", tolerance=0.1)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -670,16 +662,7 @@ def _quantize_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--faces", type=POSITIVE_INT, default=2048, help="Training faces to calibrate on"
     )
-    sp.add_argument("--split", default="PublicTest", help="split to compare fp32 and int8 on")
-    sp.add_argument(
-        "--method",
-        default="center",
-        choices=["center", "eval1", "eval2"],
-        help="test views used to check int8 against fp32 on PublicTest (default center)",
-    )
-    sp.add_argument(
-        "--tolerance", type=NON_NEGATIVE, default=0.5, help="accuracy points int8 may lose"
-    )
+    _precision_check_args(sp, "int8", "--data", tolerance=0.5)
     sp.add_argument("--no-check", action="store_true", help="skip the fp32/int8 comparison")
     sp.add_argument("--seed", type=COUNT, default=0, help="which random faces")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -726,7 +709,7 @@ def _benchmark_args(sp: argparse.ArgumentParser) -> None:
     from .benchmark import add_arguments as add_benchmark_args
 
     add_benchmark_args(sp)
-    sp.add_argument("--json", action="store_true", help="print a JSON object")
+    add_json_option(sp)
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
@@ -889,7 +872,7 @@ def _model_args(sp: argparse.ArgumentParser) -> None:
         help="model.safetensors, run folder or (--backend onnx) .onnx file (default: the shipped "
         "model)",
     )
-    sp.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_device_option(sp)
     sp.add_argument(
         "--backend",
         choices=["torch", "onnx"],
@@ -905,13 +888,39 @@ def _model_args(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def _max_megapixels_arg(sp: argparse.ArgumentParser, larger: str) -> None:
+    """--max-megapixels, the decompression-bomb guard of predict and serve (the same default)."""
+    sp.add_argument(
+        "--max-megapixels",
+        type=POSITIVE,
+        default=MAX_PIXELS / 1e6,
+        help=f"larger images {larger} (a guard against decompression bombs)",
+    )
+
+
+def _precision_check_args(
+    sp: argparse.ArgumentParser, precision: str, data_option: str, tolerance: float
+) -> None:
+    """--split, --method and --tolerance of the check that a lower-precision copy scores as
+    fp32 does (``export.check_precision``), as export (fp16) and quantize (int8) take them."""
+    sp.add_argument("--split", default="PublicTest", help=f"split of {data_option} to compare on")
+    sp.add_argument(
+        "--method",
+        default="center",
+        choices=["center", "eval1", "eval2"],
+        help=f"test views for the {precision} check",
+    )
+    sp.add_argument(
+        "--tolerance",
+        type=NON_NEGATIVE,
+        default=tolerance,
+        help=f"accuracy points {precision} may differ from fp32 by",
+    )
+
+
 def _data_file_args(sp: argparse.ArgumentParser) -> None:
     """--data, --skip-bad and --resize, as every command that reads a FER-2013 file takes them."""
-    sp.add_argument(
-        "--data",
-        required=True,
-        help=DATA_HELP,
-    )
+    sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument(
         "--skip-bad",
         action="store_true",

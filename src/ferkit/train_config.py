@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, number
+from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, THREADS_HELP, number
 from .data import DATA_HELP
 from .losses import LOSSES
 from .models import list_models
@@ -161,9 +161,7 @@ class TrainConfig:
         "leave bad data rows out (reported on stderr) instead of stopping at the first",
         recorded=False,
     )
-    threads: int | None = option(
-        None, "CPU threads for torch (default: torch's)", type=POSITIVE_INT, on_resume=True
-    )
+    threads: int | None = option(None, THREADS_HELP, type=POSITIVE_INT, on_resume=True)
     checkpoint_minutes: float = option(
         5.0,
         "also save checkpoint.pt inside an epoch every M minutes, so that a kill loses at most "
