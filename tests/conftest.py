@@ -29,7 +29,7 @@ def small_csv(tmp_path_factory) -> Path:
     return write_csv(d / "fer2013.csv", {"Training": 700, "PublicTest": 70, "PrivateTest": 70})
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_fer() -> Path:
     if not REAL_FER.exists():
         pytest.skip(f"real FER-2013 development file not present ({REAL_FER})")

@@ -1,19 +1,12 @@
 import importlib.util
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli_run import run_cli, run_cli_process
 from synth import write_csv, write_folder
 
 from ferkit.cli import command_names, main
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True
-    )
 
 
 def test_models_json(capsys):
@@ -106,7 +99,7 @@ def test_resize_on_data_and_evaluate(tmp_path, tiny_run, command, capsys):
 
 
 def test_usage_errors_exit_2():
-    r = run_cli("frobnicate")
+    r = run_cli_process("frobnicate")  # the console entry point itself, as a shell runs it
     assert r.returncode == 2 and "invalid choice" in r.stderr
     r = run_cli("train", "--data", "x.csv")
     assert r.returncode == 2 and "needs --data PATH and --out RUN" in r.stderr

@@ -1,22 +1,15 @@
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_run import run_cli
 from safetensors.torch import load_file, save_file
 from synth import write_csv
 
 import ferkit
 from ferkit.data import DataError, FerDataset, Split
 from ferkit.evaluate import confusion_matrix, evaluate, result_from_predictions
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True
-    )
 
 
 def test_confusion_and_per_class_accuracy():

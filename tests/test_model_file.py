@@ -2,11 +2,10 @@
 ModelFileError with the reason, never an error deep inside predict, evaluate or serve."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
+from cli_run import run_cli
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -77,11 +76,7 @@ def test_crafted_model_file_is_refused_with_its_reason(tiny_run, tmp_path, case)
 
 def test_crafted_model_is_one_line_from_the_cli(tiny_run, tmp_path):
     p = _crafted(tiny_run, tmp_path, {"labels": json.dumps(["x"] * 3)})
-    r = subprocess.run(
-        [sys.executable, "-m", "ferkit.cli", "predict", "--model", str(p), str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
+    r = run_cli("predict", "--model", str(p), str(tmp_path))
     assert r.returncode == 1 and "labels must be 7 names" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 

@@ -2,12 +2,11 @@
 registry, the metadata round trip, bad files, and the commands with --backend onnx."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_run import run_cli
 from synth import synth_faces
 
 pytest.importorskip("onnx")
@@ -25,12 +24,6 @@ from ferkit.onnx_model import (  # noqa: E402
     save_onnx,
 )
 from ferkit.preprocess import Normalizer  # noqa: E402
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True
-    )
 
 
 def _model(arch: str, loss: str = "svm") -> FerModel:

@@ -8,6 +8,7 @@ from importlib.resources import files
 
 import numpy as np
 import pytest
+from cli_run import run_cli, run_cli_process
 from PIL import Image
 
 import ferkit
@@ -16,12 +17,6 @@ from ferkit.images import ImageError, load_image
 from ferkit.predict import crop_face
 
 pytest.importorskip("cv2")
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "ferkit.cli", *args], capture_output=True, text=True
-    )
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +340,7 @@ def test_out_mirrors_relative_paths_and_never_writes_over_an_input(tiny_run, pho
     assert {p: p.read_bytes() for p in root.rglob("*.jpg")} == originals
 
 
-def test_out_refuses_two_inputs_sharing_one_copy(tiny_run, photo, tmp_path):
+def test_out_refuses_two_inputs_sharing_one_copy(tiny_run, photo, tmp_path, monkeypatch):
     import shutil
 
     for sub in ("a", "b"):
@@ -357,13 +352,8 @@ def test_out_refuses_two_inputs_sharing_one_copy(tiny_run, photo, tmp_path):
     assert r.returncode == 1 and "would replace another input's" in r.stderr
     assert [p.name for p in out.iterdir()] == ["face.jpg"]
     # relative paths are mirrored, so the same two files both get their copy
-    r = subprocess.run(
-        [sys.executable, "-m", "ferkit.cli", "predict", "a/face.jpg", "b/face.jpg"]
-        + ["--model", str(tiny_run), "--out", str(tmp_path / "rel")],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    monkeypatch.chdir(tmp_path)
+    r = run_cli("predict", "a/face.jpg", "b/face.jpg", "--model", str(tiny_run), "--out", "rel")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "rel" / "a" / "face.jpg").exists()
     assert (tmp_path / "rel" / "b" / "face.jpg").exists()
@@ -373,19 +363,8 @@ def test_a_fifo_in_a_folder_is_skipped_not_waited_on(tiny_run, photo, tmp_path):
     import os
 
     os.mkfifo(photo.parent / "stuck.jpg")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ferkit.cli",
-            "predict",
-            str(photo.parent),
-            "--model",
-            str(tiny_run),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,  # before the fix it blocked forever opening the FIFO
+    r = run_cli_process(  # a new process: before the fix it blocked forever opening the FIFO
+        "predict", str(photo.parent), "--model", str(tiny_run), timeout=120
     )
     assert r.returncode == 0, r.stderr
     assert "stuck.jpg: skipped: not a regular file" in r.stderr

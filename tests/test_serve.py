@@ -16,6 +16,7 @@ from PIL import Image
 
 pytest.importorskip("fastapi")
 pytest.importorskip("cv2")
+from cli_run import run_cli
 from fastapi.testclient import TestClient  # noqa: E402
 
 import ferkit  # noqa: E402
@@ -243,11 +244,7 @@ def test_benchmark_serve_small(tiny_run, capsys):
 
 
 def test_serve_cli_needs_a_model_or_says_so(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "ferkit.cli", "serve", "--model", str(tmp_path / "no")],
-        capture_output=True,
-        text=True,
-    )
+    r = run_cli("serve", "--model", str(tmp_path / "no"))
     assert r.returncode == 1 and "no such model file" in r.stderr
 
 

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from cli_run import run_cli
 from safetensors import safe_open
 
 import ferkit
@@ -17,6 +18,21 @@ pytestmark = pytest.mark.skipif(SHIPPED is None, reason="this build ships no mod
 @pytest.fixture(scope="module")
 def shipped():
     return ferkit.load_model()
+
+
+@pytest.fixture(scope="module")
+def public_test(real_fer):
+    from ferkit.data import load_fer2013
+
+    return load_fer2013(real_fer)
+
+
+@pytest.fixture(scope="module")
+def fp32_center(shipped, public_test):
+    """The shipped weights' centre-crop result on the 3,589 PublicTest faces (scored once)."""
+    from ferkit.evaluate import evaluate
+
+    return evaluate(shipped, public_test, ["PublicTest"], ["center"], progress=False)[0]
 
 
 def test_loads_with_no_path_as_bkvgg12_svm(shipped):
@@ -48,42 +64,28 @@ def test_it_carries_the_temperature_fitted_on_its_validation_faces(shipped):
     assert not torch.allclose(shipped.probabilities(averaged), averaged.softmax(-1))
 
 
-def test_card_accuracy_is_what_ferkit_measures(shipped, real_fer):
+def test_card_accuracy_is_what_ferkit_measures(shipped, fp32_center):
     """The card's fp32 centre-crop figure, re-measured on the shipped fp16 weights (3,589 faces):
     fp16 may move a few faces, so allow 0.3 point."""
-    from ferkit.data import load_fer2013
-    from ferkit.evaluate import evaluate
-
-    (r,) = evaluate(shipped, load_fer2013(real_fer), ["PublicTest"], ["center"], progress=False)
-    assert r.accuracy == pytest.approx(
+    assert fp32_center.accuracy == pytest.approx(
         shipped.meta.card["accuracy"]["PublicTest"]["center"], abs=0.003
     )
 
 
-def test_its_int8_calibration_ships_and_keeps_its_accuracy(shipped, real_fer):
+def test_its_int8_calibration_ships_and_keeps_its_accuracy(public_test, fp32_center):
     """The int8 version (calibrated on Training faces) against the shipped weights, centre crops
     of PublicTest: within the half point `ferkit quantize` allows."""
     from ferkit.checkpoint import load_calibration
-    from ferkit.data import load_fer2013
     from ferkit.evaluate import evaluate
 
     assert load_calibration(SHIPPED).check["method"] == "eval1"
-    data = load_fer2013(real_fer)
-    (fp32,) = evaluate(shipped, data, ["PublicTest"], ["center"], progress=False)
     (int8,) = evaluate(
-        ferkit.load_model(int8=True), data, ["PublicTest"], ["center"], progress=False
+        ferkit.load_model(int8=True), public_test, ["PublicTest"], ["center"], progress=False
     )
-    assert int8.accuracy >= fp32.accuracy - 0.005
+    assert int8.accuracy >= fp32_center.accuracy - 0.005
 
 
 def test_commands_use_it_when_no_model_is_given(small_csv):
-    import subprocess
-    import sys
-
-    r = subprocess.run(
-        [sys.executable, "-m", "ferkit.cli", "evaluate", "--data", str(small_csv), "--json"],
-        capture_output=True,
-        text=True,
-    )
+    r = run_cli("evaluate", "--data", str(small_csv), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["model"]["arch"] == "bkvgg12"

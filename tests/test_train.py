@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from cli_run import ferkit_cmd, run_cli
 from safetensors.torch import load_file
 from synth import tiny_config
 
@@ -16,14 +17,6 @@ from ferkit.train import TrainConfig, lr_at, shard, stratified_split, train
 
 # Small, quick and able to learn the synthetic classes.
 FAST = ["--arch", "bkstart", "--batch-size", "64", "--lr", "0.0005", "--threads", "1"]
-
-
-def ferkit_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ferkit.cli", *args]
-
-
-def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(ferkit_cmd(*args), capture_output=True, text=True, **kw)
 
 
 def test_stratified_split_is_seeded_and_per_class():
