@@ -149,6 +149,7 @@ def test_benchmark_train_counts_only_the_timed_steps(capsys, monkeypatch):
     r = _benchmark_json(capsys, "train", "--arch", "bkstart", "--batch-size", "8", "--steps", "3")
     # 3 timed steps of 8 images between two readings 0.5 s apart; the 2 warm-up steps not counted
     assert r["plain_fp32_images_per_s"] == r["ferkit_images_per_s"] == 48.0
+    assert r["fast_procedure_images_per_s"] == 48.0 and r["fast_procedure_step_cost"] == 1.0
     assert r["speedup"] == 1.0 and r["batch_size"] == 8
 
 

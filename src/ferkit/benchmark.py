@@ -80,12 +80,17 @@ def _time_steps(step, steps: int, device: torch.device) -> float:
 
 def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto") -> dict:
     """A plain fp32 eager training step against ferkit's (augmentation on the device,
-    channels_last, autocast where the hardware has it), same network and batch."""
+    channels_last, autocast where the hardware has it), and against the fast procedure's
+    (the same with train-time BatchNorm, AdamW and the weight average: what an epoch of
+    ``--norm-layers bn --optimizer adamw --ema`` costs), same network and batch."""
+    import copy
+
     from .augment import augment
     from .device import autocast_dtype, memory_format, resolve_device
     from .losses import l2_svm_loss
     from .models import create_model
-    from .train import train_step
+    from .models.norm import with_batchnorm
+    from .train import TrainConfig, make_optimizer, train_step, update_ema
     from .views import center_crop
 
     device = resolve_device(device_name)
@@ -111,8 +116,21 @@ def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto
         train_step(fast, fast_opt, l2_svm_loss, xb, y, amp)
         return batch_size
 
+    normed = with_batchnorm(create_model(arch)).to(device).to(memory_format=fmt)
+    normed_opt = make_optimizer(
+        TrainConfig(data="", out="", optimizer="adamw", lr=1e-3, weight_decay=0.05), normed
+    )
+    average = copy.deepcopy(normed).eval().requires_grad_(False)
+
+    def fast_step() -> int:
+        xb = augment(x48, gen).contiguous(memory_format=fmt)
+        train_step(normed, normed_opt, l2_svm_loss, xb, y, amp)
+        update_ema(average, normed, 0.998)
+        return batch_size
+
     plain_ips = _time_steps(plain_step, steps, device)
     ferkit_ips = _time_steps(ferkit_step, steps, device)
+    fast_ips = _time_steps(fast_step, steps, device)
     return {
         "benchmark": "train",
         "arch": arch,
@@ -124,6 +142,8 @@ def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto
         "plain_fp32_images_per_s": round(plain_ips, 1),
         "ferkit_images_per_s": round(ferkit_ips, 1),
         "speedup": round(ferkit_ips / plain_ips, 2),
+        "fast_procedure_images_per_s": round(fast_ips, 1),
+        "fast_procedure_step_cost": round(ferkit_ips / fast_ips, 2),  # x ferkit's plain step
     }
 
 
