@@ -5,6 +5,7 @@ from synth import write_csv
 
 import ferkit
 from ferkit.cli import main
+from ferkit.device import machine_description
 from ferkit.reproduce import EXPERIMENTS, RECIPES, render_report, write_report
 
 
@@ -39,7 +40,8 @@ def test_reproduce_on_tiny_runs_regenerates_the_report(tmp_path, monkeypatch):
         ("PublicTest", "eval1"),
         ("PublicTest", "eval2"),
     ]
-    assert "ferkit train --data" in s["command"] and s["machine"]
+    assert "ferkit train --data" in s["command"]
+    assert s["machine"] == machine_description()  # cores, CPU model, bf16 or not, threads
     assert len(s["curve"]) == 1 and s["curve"][0][0] == 1 and 0 <= s["curve"][0][1] <= 100
     assert len(s["curve"][0]) == 4 and 0 <= s["curve"][0][3] <= 100  # training accuracy
     assert len(s["model_sha256"]) == 64  # ties the figures to the exact weights

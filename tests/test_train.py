@@ -444,3 +444,17 @@ def test_a_checkpoint_inside_an_epoch_resumes_bit_exact(small_csv, tmp_path, mon
             y["train_acc"],
             y["val_acc"],
         )
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_the_machine_is_recorded_with_its_bf16_capability(monkeypatch, bf16):
+    """Training speed differs ~3x between CPUs with and without bf16: every figure says which."""
+    import ferkit.device
+
+    monkeypatch.setattr(ferkit.device, "cpu_has_native_bf16", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(ferkit.device, "cpu_name", lambda: "Test CPU 9000")
+    text = ferkit.device.machine_description(torch.device("cpu"))
+    assert text.startswith(f"{os.cpu_count()}-core Test CPU 9000 (")
+    assert ("no bf16" in text) is not bf16 and "bf16" in text
+    assert f"{torch.get_num_threads()} threads" in text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import platform
 
 import torch
@@ -45,6 +46,31 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return platform.machine() == "arm64" and platform.system() == "Darwin"
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the platform's word for it."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description(device: torch.device | None = None) -> str:
+    """The machine a figure was measured on, as summaries and cards record it: the GPU, or the
+    CPU with its cores, torch's threads and whether it has bf16 instructions (the CPUs ferkit
+    runs on differ about 3x in training speed on that alone)."""
+    if (device is None or device.type == "cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    bf16 = "bf16" if cpu_has_native_bf16() else "no bf16"
+    return (
+        f"{os.cpu_count()}-core {cpu_name()} ({platform.machine()}, {bf16}), "
+        f"{torch.get_num_threads()} threads (torch {torch.__version__})"
+    )
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from .atomic import remove_stale_temporaries
 from .augment import AugmentConfig, augment
 from .checkpoint import save_model
 from .data import load_fer2013, stratified_split
-from .device import autocast, autocast_dtype, memory_format, resolve_device
+from .device import autocast, autocast_dtype, machine_description, memory_format, resolve_device
 from .figures import training_curves
 from .labels import TRAIN_SPLIT
 from .losses import get_loss
@@ -570,7 +569,7 @@ def _config_record(cfg: TrainConfig, device, amp, di: _DistInfo) -> dict:
         world_size=di.world,
         threads_used=torch.get_num_threads(),
         torch=torch.__version__,
-        machine=f"{platform.machine()} {platform.processor() or platform.system()}",
+        machine=machine_description(device),
     )
     return rec
 

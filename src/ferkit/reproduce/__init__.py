@@ -26,7 +26,7 @@ from .report import (
     write_report,
     write_summary_figures,
 )
-from .runner import Budget, machine_description, reproduce, run_experiment
+from .runner import Budget, reproduce, run_experiment
 
 __all__ = [
     "CHEAP_METHODS",
@@ -40,7 +40,6 @@ __all__ = [
     "Experiment",
     "experiment",
     "load_summaries",
-    "machine_description",
     "recorded_tests",
     "render_report",
     "reproduce",

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import shutil
 import sys
 import time
@@ -14,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
+from ..device import machine_description
 from .catalogue import EXPERIMENTS, Experiment, experiment, recorded_tests
 from .report import write_figures, write_report
 
@@ -166,15 +165,6 @@ def _complete(
 def _write_summary(path: Path, summary: dict) -> None:
     with atomic_write(path, "w") as fh:
         json.dump(summary, fh, indent=1)
-
-
-def machine_description() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return f"{os.cpu_count()}-core {cpu} CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
 def reproduce(
