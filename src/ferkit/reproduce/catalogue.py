@@ -260,6 +260,10 @@ RECIPES: tuple[Experiment, ...] = (
     ),
 )
 
+#: The experiment whose model the package ships (``ferkit export`` of its run): Table IX and
+#: Fig. 2 show it.
+SHIPPED = "bkvgg12-svm-fast-e120-aug0.5"
+
 #: The paper's rows trained with the fast procedure (issue: Tables IV-IX with it), same tests,
 #: 25 epochs each as the fast BKVGG12 recipe; ``<name>-fast`` beside each paper-procedure row.
 FAST_SUFFIX, SEED_SUFFIX = "-fast", "-seed"
