@@ -137,7 +137,13 @@ def test_table_ix_and_fig_2_are_pictures_too(tmp_path):
     summaries = tmp_path / "reproduction"
     summaries.mkdir()
     s12 = {"experiment": SHIPPED, "results": [result], "command": "c", "curve": []}
-    s12 |= {"epochs_done": 1, "train_seconds": 60.0, "machine": "m", "val_acc": 0.6, "best_epoch": 1}
+    s12 |= {
+        "epochs_done": 1,
+        "train_seconds": 60.0,
+        "machine": "m",
+        "val_acc": 0.6,
+        "best_epoch": 1,
+    }
     (summaries / f"{SHIPPED}.json").write_text(json.dumps(s12))
     write_figures(str(data), tmp_path / "out", summaries)
     assert (summaries / "figures" / "table9-confusion.png").stat().st_size > 10_000
