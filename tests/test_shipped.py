@@ -48,6 +48,7 @@ def test_card_is_complete_and_beside_the_weights(shipped):
     for key in ("command", "training", "wall_time_hours", "machine", "terms_of_use", "limits"):
         assert card.get(key), key
     assert set(card["accuracy"]["PublicTest"]) == {"center", "eval1", "eval2"}
+    assert card["training"]["augment_strength"] == shipped.meta.config["augment_strength"]
     check = card["fp16_check"]
     # exported with --tolerance 0.2: fp16 moved this model's Eval2 by 0.14 point (5 faces)
     assert check["method"] == "eval2" and abs(check["fp32"] - check["fp16"]) <= 0.002

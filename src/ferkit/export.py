@@ -149,6 +149,7 @@ def build_card(model, dtype: str, summary: dict | None, check: PrecisionCheck | 
                 "nesterov",
                 "batch_size",
                 "augment",
+                "augment_strength",
                 "norm_layers",
                 "ema",
                 "head_init",
