@@ -40,24 +40,28 @@ def cpu_has_native_bf16() -> bool:
     2-core AMD EPYC with AVX2 only: 11 vs 160 images/s training BKVGG12), so it must not be
     switched on blindly.
     """
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = set(fh.read().split())
-    except OSError:
+    info = _cpuinfo()
+    if info is None:
         return platform.machine() == "arm64" and platform.system() == "Darwin"
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return bool(set(info.split()) & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else the platform's word for it."""
+    for line in (_cpuinfo() or "").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+@functools.cache
+def _cpuinfo() -> str | None:
+    """``/proc/cpuinfo`` (Linux), read once; None where there is none."""
     try:
         with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            return fh.read()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return None
 
 
 def machine_description(device: torch.device | None = None) -> str:

@@ -105,16 +105,16 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
     lines += _curve_section(summaries, figures)
     lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
     lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries]
-    s12 = by_name.get(SHIPPED)
+    shipped = by_name.get(SHIPPED)
     lines += [
         "",
         "## Table IX: the shipped BKVGG12 + SVM, Eval2, % of each true class",
         "",
     ]
-    if s12 is None:
+    if shipped is None:
         lines.append("Not run yet.")
     else:
-        r = _table_ix_result(s12)
+        r = _table_ix_result(shipped)
         split = r["split"]
         lines += [
             f"The model of {SHIPPED}, measured on {split}"
@@ -139,7 +139,7 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
             "",
             f"![Fig. 1: augmentation]({figures}/fig1-augmentation.png)",
         ]
-    if s12 is not None:
+    if shipped is not None:
         lines += [
             "",
             f"![Fig. 2: the shipped BKVGG12 + SVM's run]({figures}/fig2-bkvgg12-curves.png)",
@@ -462,9 +462,9 @@ def write_summary_figures(summaries_dir: Path) -> None:
     figs = summaries_dir / FIGURES
     figs.mkdir(parents=True, exist_ok=True)
     summaries = load_summaries(summaries_dir)
-    s12 = next((s for s in summaries if s.get("experiment") == SHIPPED), None)
-    if s12 is not None:
-        result = EvalResult(**_table_ix_result(s12))
+    shipped = next((s for s in summaries if s.get("experiment") == SHIPPED), None)
+    if shipped is not None:
+        result = EvalResult(**_table_ix_result(shipped))
         confusion_matrices([result], figs / "table9-confusion.png")
     if any(s.get("curve") for s in summaries):
         validation_curves(summaries, figs / CURVES_FIGURE)
