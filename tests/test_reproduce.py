@@ -181,6 +181,24 @@ def test_shortfall_lines_say_where_validation_and_training_went():
     assert "training accuracy on its batches, dropout on, ended at 74.0" in line
 
 
+def test_fast_rows_short_of_the_paper_are_explained_by_their_seeds_mean_and_seed_0_run():
+    curve = [[e, 40.0 + e, e / 10, 50.0 + e] for e in range(1, 26)]
+    runs = [("bkstart-svm-fast", 56.0), ("bkstart-svm-fast-seed1", 57.0)]
+    runs += [("bkstart-svm-fast-seed2", 58.0), ("bkstart-ce-fast", 68.7)]
+    summaries = [
+        _summary(name, {"eval2": acc})
+        | {"train_seconds": 1800.0, "curve": curve, "command": "c", "machine": "m"}
+        for name, acc in runs
+    ]
+    lines = render_report(summaries).splitlines()
+    line = next(x for x in lines if x.startswith("- bkstart-svm (fast procedure, 3 seeds), eval2:"))
+    # the mean of 56, 57 and 58 against the paper's 69.7; the why is seed 0's run
+    assert "12.7 points below the paper, after 25 epochs (0.5 h)" in line
+    assert "validation accuracy went 55.0 -> 65.0 over the last 10 epochs" in line
+    # 68.7 against 69.2: within the point the issue allows, so not listed
+    assert not any(x.startswith("- bkstart-ce (fast procedure") for x in lines)
+
+
 def test_a_recipe_keeps_its_own_epochs_learning_rate_weight_decay_and_schedule(tmp_path):
     """`--epochs`/`--lr` are the paper experiments' budget; a recipe that varies one keeps it."""
     import dataclasses
