@@ -59,6 +59,7 @@ def test_evaluate_writes_reports(tiny_run, tmp_path):
         "confusion",
         "seconds",
         "calibration",
+        "precision",
     }
     rows = rep["results"]
     assert [(x["split"], x["method"]) for x in rows] == [
@@ -261,3 +262,53 @@ def test_no_test_split_is_an_error_and_writes_nothing(tiny_run, tmp_path):
     r = run_cli("evaluate", "--model", str(tiny_run), "--data", str(only_train), "--out", str(out))
     assert r.returncode == 1 and "nothing to evaluate: no test split" in r.stderr
     assert "Traceback" not in r.stderr and not out.exists()
+
+
+def test_precision_is_used_recorded_and_keeps_saved_scores_apart(
+    tiny_run, small_csv, tmp_path, monkeypatch
+):
+    from ferkit import device
+
+    model = ferkit.load_model(tiny_run)
+    data = ferkit.data.load_fer2013(small_csv)
+    seen = []  # what the network computed in, as autocast sets it
+    model.net.register_forward_hook(
+        lambda *_: seen.append(
+            torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+        )
+    )
+
+    def run(precision, **kw):
+        seen.clear()
+        (r,) = evaluate(
+            model, data, ["PublicTest"], ["center"], progress=False, precision=precision, **kw
+        )
+        return r
+
+    assert run("fp32").precision == "fp32" and set(seen) == {None}
+    assert run("bf16").precision == "bf16" and set(seen) == {torch.bfloat16}
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert run("auto").precision == "bf16"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert run("auto").precision == "fp32" and set(seen) == {None}
+    # saved scores of one precision are not reused for another
+    kw = dict(resume_dir=tmp_path / "p", model_id="m")
+    run("bf16", **kw)
+    run("bf16", **kw)
+    assert seen == []  # all from the saved scores
+    run("fp32", **kw)
+    assert len(seen) > 0
+    # int8 and ONNX Runtime networks compute as they are, whatever is asked
+    model.int8 = True
+    assert model.compute_precision(torch.bfloat16) == "int8"
+    model.int8, model.backend = False, "onnx"
+    assert model.compute_precision(torch.bfloat16) == "fp32"
+
+
+def test_cli_precision_reaches_the_report(tiny_run, small_csv):
+    args = ["evaluate", "--model", str(tiny_run), "--data", str(small_csv), "--json"]
+    r = run_cli(*args, "--split", "PublicTest", "--precision", "fp32")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["results"][0]["precision"] == "fp32"
+    bad = run_cli(*args, "--precision", "fp64")
+    assert bad.returncode == 2 and "fp64" in bad.stderr

@@ -77,8 +77,13 @@ def machine_description(device: torch.device | None = None) -> str:
     )
 
 
+#: Compute precisions a command takes (``--precision``); auto picks by hardware.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for ``precision`` (auto, fp32, bf16, fp16) on ``device``; None = fp32."""
+    """The autocast dtype for ``precision`` (one of :data:`PRECISIONS`) on ``device``; None =
+    fp32."""
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -86,7 +91,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if precision == "fp16":
         return torch.float16
     if precision != "auto":
-        raise ValueError(f"unknown precision {precision!r} (auto, fp32, bf16, fp16)")
+        raise ValueError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and cpu_has_native_bf16():

@@ -55,6 +55,15 @@ class FerModel(nn.Module):
             return model_info(self.meta.arch).params
         return count_params(self.net)
 
+    def compute_precision(self, dtype: torch.dtype | None) -> str:
+        """What :meth:`score` with autocast ``dtype`` really computes in: int8 networks and
+        ONNX Runtime take fp32 whatever is asked (so figures say what they were measured in)."""
+        if self.int8:
+            return "int8"
+        if dtype is None or self.backend != "torch":
+            return "fp32"
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
     @property
     def labels(self) -> tuple[str, ...]:
         return self.meta.labels

@@ -15,6 +15,7 @@ from typing import Any
 
 from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, THREADS_HELP, number
 from .data import DATA_HELP
+from .device import PRECISIONS
 from .losses import LOSSES
 from .models import list_models
 from .models.norm import NORM_LAYERS
@@ -23,7 +24,6 @@ SCHEDULES = ("plateau", "onecycle", "cosine")
 OPTIMIZERS = ("sgd", "adamw")
 HEAD_INITS = ("paper", "zero")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Options every recorded command spells out, default or not (the rest appear when changed).
 RECORDED_ALWAYS = ("arch", "loss", "schedule", "epochs", "lr", "weight_decay")
 
