@@ -145,7 +145,7 @@ def test_fp16_check_reuses_fp32_figures_of_the_same_weights_only(tiny_run, small
     from ferkit.checkpoint import file_sha256
     from ferkit.export import export_model
 
-    sentinel = {"split": "PublicTest", "method": "center", "accuracy": 0.123}
+    sentinel = {"split": "PublicTest", "method": "center", "accuracy": 0.123, "precision": "fp32"}
     same = {"model_sha256": file_sha256(tiny_run / "model.safetensors"), "results": [sentinel]}
     other = {**same, "model_sha256": "0" * 64}
     kw = dict(verify_data=str(small_csv), tolerance_points=100.0)
@@ -153,6 +153,35 @@ def test_fp16_check_reuses_fp32_figures_of_the_same_weights_only(tiny_run, small
     assert reused.fp32 == 0.123  # not measured again
     measured = export_model(tiny_run, tmp_path / "b.safetensors", summary=other, **kw)
     assert measured.fp32 != 0.123 and measured.other == reused.other
+    # a figure computed in bf16 is not fp32's; one that does not say is fp32's only when its
+    # machine had no bf16 instructions
+    unsaid = {k: v for k, v in sentinel.items() if k != "precision"}
+    for i, (result, machine, reuse) in enumerate(
+        (
+            ({**sentinel, "precision": "bf16"}, "2-core X (x86_64, bf16), 2 threads", False),
+            (unsaid, "2-core X (x86_64, bf16), 2 threads", False),
+            (unsaid, "2-core X (x86_64, no bf16), 2 threads", True),
+        )
+    ):
+        summary = {**same, "machine": machine, "results": [result]}
+        c = export_model(tiny_run, tmp_path / f"{i}.safetensors", summary=summary, **kw)
+        assert (c.fp32 == 0.123) == reuse, (result, machine)
+
+
+def test_precision_checks_compute_in_fp32_on_a_bf16_cpu(tiny_run, small_csv, monkeypatch):
+    import ferkit.evaluate as ev
+    from ferkit import device
+    from ferkit.data import load_fer2013
+    from ferkit.export import check_precision
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)  # auto would be bf16
+    asked, real = [], ev.evaluate
+    monkeypatch.setattr(
+        ev, "evaluate", lambda *a, **k: asked.append(k.get("precision", "auto")) or real(*a, **k)
+    )
+    model = ferkit.load_model(tiny_run)
+    c = check_precision(model, model, "fp16", load_fer2013(small_csv), "PublicTest", "center")
+    assert asked == ["fp32", "fp32"] and c.fp32 == c.other
 
 
 def test_card_says_which_procedure_trained_the_weights(tiny_run, tmp_path):

@@ -279,10 +279,17 @@ def _fit_missing_temperature(model, data: str | None) -> None:
 
 
 def _measured(model_path, summary: dict | None) -> dict[tuple[str, str], float]:
-    """fp32 accuracies a reproduce summary measured on exactly these weights (same SHA-256)."""
+    """fp32 accuracies a reproduce summary measured on exactly these weights (same SHA-256),
+    computed in fp32: a result that records its precision says so, an older one counts when
+    its machine had no bf16 instructions (so auto was fp32)."""
     if not summary or summary.get("model_sha256") != file_sha256(model_file(model_path)):
         return {}
-    return {(r["split"], r["method"]): r["accuracy"] for r in summary.get("results", [])}
+    fp32_machine = "no bf16" in summary.get("machine", "")
+    return {
+        (r["split"], r["method"]): r["accuracy"]
+        for r in summary.get("results", [])
+        if r.get("precision", "fp32" if fp32_machine else None) == "fp32"
+    }
 
 
 def _compare(
@@ -311,15 +318,16 @@ def check_precision(
     fp32: float | None = None,
     progress: bool = False,
 ) -> PrecisionCheck:
-    """Score the fp32 ``model`` and its lower-precision copy ``other`` on the same faces;
-    ``fp32`` when it was measured already (an Eval2 pass of BKVGG12 is about an hour on 2 CPU
-    cores)."""
+    """Score the fp32 ``model`` and its lower-precision copy ``other`` on the same faces, both
+    computing in fp32 (bf16 autocast would blur the rounding measured with its own); ``fp32``
+    when it was measured already (an Eval2 pass of BKVGG12 is about an hour on 2 CPU cores)."""
     from .evaluate import evaluate
 
     ds.split(split)  # a clear error before any scoring
+    kw = dict(progress=progress, precision="fp32")
     if fp32 is None:
-        fp32 = evaluate(model, ds, [split], [method], progress=progress)[0].accuracy
-    acc = evaluate(other, ds, [split], [method], progress=progress)[0].accuracy
+        fp32 = evaluate(model, ds, [split], [method], **kw)[0].accuracy
+    acc = evaluate(other, ds, [split], [method], **kw)[0].accuracy
     return PrecisionCheck(split, method, precision, fp32, acc)
 
 
