@@ -98,9 +98,7 @@ def test_bad_onnx_files_are_clear_errors(tmp_path):
         load_with_backend(crafted, backend="torch")
 
 
-def test_export_and_backend_commands(tiny_run, small_csv, tmp_path, monkeypatch):
-    # torch in fp32 as ONNX Runtime is: on a bf16 CPU its autocast moves scores by ~2e-3
-    monkeypatch.setattr(ferkit.device, "cpu_has_native_bf16", lambda: False)
+def test_export_and_backend_commands(tiny_run, small_csv, tmp_path):
     out = tmp_path / "tiny.onnx"
     r = run_cli(
         "export", "--model", str(tiny_run), "--out", str(out), "--format", "onnx",
@@ -112,7 +110,8 @@ def test_export_and_backend_commands(tiny_run, small_csv, tmp_path, monkeypatch)
     assert card["onnx_check"]["same_predictions"] == 1.0 and card["model"] == "bkstart + svm"
 
     base = ["evaluate", "--data", str(small_csv), "--method", "eval1", "--json"]
-    torch_eval = json.loads(run_cli(*base, "--model", str(tiny_run)).stdout)
+    # torch in fp32 as ONNX Runtime is: on a bf16 CPU auto's autocast moves scores by ~2e-3
+    torch_eval = json.loads(run_cli(*base, "--model", str(tiny_run), "--precision", "fp32").stdout)
     for model in (str(out), str(tiny_run)):  # the file, and a model converted on load
         onnx_eval = json.loads(run_cli(*base, "--model", model, "--backend", "onnx").stdout)
         for a, b in zip(torch_eval["results"], onnx_eval["results"], strict=True):
@@ -120,7 +119,7 @@ def test_export_and_backend_commands(tiny_run, small_csv, tmp_path, monkeypatch)
     assert onnx_eval["model"]["params"] == torch_eval["model"]["params"]
 
     faces = synth_faces(3, 1)[0]
-    rec_t = ferkit.Recognizer(tiny_run)
+    rec_t = ferkit.Recognizer(tiny_run, precision="fp32")
     rec_o = ferkit.Recognizer(out, backend="onnx")
     for face in faces:
         a = rec_t.predict(face, detect=False)[0]

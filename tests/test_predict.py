@@ -80,6 +80,29 @@ def test_no_detect_treats_input_as_a_face(rec, astronaut):
     assert f.box == Box(0, 0, 130, 130)
 
 
+@pytest.mark.parametrize("precision, dtype", [("fp32", None), ("bf16", "bfloat16")])
+def test_recognizer_computes_in_the_precision_asked(tiny_run, astronaut, precision, dtype):
+    import torch
+
+    rec = ferkit.Recognizer(tiny_run, precision=precision)
+    seen = []
+    rec.model.net.register_forward_hook(
+        lambda *_: seen.append(
+            str(torch.get_autocast_dtype("cpu")).removeprefix("torch.")
+            if torch.is_autocast_enabled("cpu")
+            else None
+        )
+    )
+    assert rec.predict(astronaut, detect=False) and set(seen) == {dtype}
+
+
+def test_an_unknown_precision_is_refused(tiny_run):
+    with pytest.raises(ValueError, match="unknown precision 'fp64'"):
+        ferkit.Recognizer(tiny_run, precision="fp64")
+    r = run_cli("predict", "--model", str(tiny_run), "--precision", "fp64", "x.png")
+    assert r.returncode == 2 and "invalid choice: 'fp64'" in r.stderr
+
+
 def test_crop_face_pads_at_the_border():
     grey = np.full((100, 100), 200, np.uint8)
     crop = crop_face(grey, Box(80, 80, 30, 30), margin=0.5)

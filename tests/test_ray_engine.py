@@ -158,3 +158,15 @@ def test_without_ray_it_says_how_to_install_it(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails, as without the extra
     assert main(["predict", str(tmp_path), "--engine", "ray"]) == 2
     assert "pip install 'ferkit[ray]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", None), ("bf16", "bfloat16")])
+def test_each_worker_builds_the_recognizer_the_command_asked_for(tiny_run, precision, dtype):
+    """Every option of ``predict`` that shapes the recognizer reaches the workers' spec (one
+    of the two precisions differs from auto's on any CPU)."""
+    from ferkit.ray_engine import RecognizerSpec
+
+    spec = RecognizerSpec(model=str(tiny_run), views="center", margin=0.1, precision=precision)
+    rec = spec.build()
+    got = str(rec._dtype).removeprefix("torch.") if rec._dtype else None
+    assert (rec.views, rec.margin, got) == ("center", 0.1, dtype)

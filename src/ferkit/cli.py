@@ -160,14 +160,6 @@ def _evaluate_args(sp: argparse.ArgumentParser) -> None:
         help="also the accuracy from each rescaling and each rotation of Eval1/Eval2's views "
         "alone, and from rotations up to +-a degrees (same views, no extra cost)",
     )
-    sp.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="the network's compute precision: auto = bf16 autocast on CPUs with bf16 "
-        "instructions and on CUDA, else fp32 (bf16 moves accuracy by ~0.1 point; each result "
-        "records what was used). int8 and ONNX Runtime models compute as they are",
-    )
     add_threads_option(sp)
     add_json_option(sp, "report.json's object")
 
@@ -254,6 +246,7 @@ def _recognizer_options(args: argparse.Namespace) -> dict:
     return dict(
         int8=args.int8,
         backend=args.backend,
+        precision=args.precision,
         views=args.views,
         margin=DEFAULT_MARGIN if args.margin is None else args.margin,
         max_pixels=int(args.max_megapixels * 1e6),
@@ -468,7 +461,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
     from .predict import Recognizer
 
-    rec = Recognizer(args.model, device=args.device, int8=args.int8, backend=args.backend)
+    rec = Recognizer(
+        args.model,
+        device=args.device,
+        int8=args.int8,
+        backend=args.backend,
+        precision=args.precision,
+    )
     cfg = ServeConfig(
         max_upload_mb=args.max_upload_mb,
         queue=args.queue,
@@ -876,7 +875,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_args(sp: argparse.ArgumentParser) -> None:
-    """--model, --device and --int8, as every command that runs a trained model takes them."""
+    """--model, --device, --backend, --int8 and --precision, as every command that runs a
+    trained model takes them."""
     sp.add_argument(
         "--model",
         help="model.safetensors, run folder or (--backend onnx) .onnx file (default: the shipped "
@@ -895,6 +895,14 @@ def _model_args(sp: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the int8 network on the CPU (about 2x faster for one face); needs the "
         "calibration `ferkit quantize` writes beside the weights",
+    )
+    sp.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="the network's compute precision: auto = bf16 autocast on CPUs with bf16 "
+        "instructions and on CUDA, else fp32 (bf16 moves accuracy by ~0.1 point; evaluate "
+        "records what was used); int8 and ONNX Runtime models compute as they are",
     )
 
 

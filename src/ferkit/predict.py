@@ -75,6 +75,8 @@ class Recognizer:
     ``int8=True`` runs the int8 version of the model on the CPU (about twice as fast for one
     face; needs the calibration ``ferkit quantize`` writes beside the weights);
     ``backend="onnx"`` runs it with ONNX Runtime (a ``.onnx`` file, or any model converted).
+    ``precision`` is the network's compute precision (``device.PRECISIONS``; auto: bf16 where
+    the hardware has it).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Recognizer:
         max_pixels: int = MAX_PIXELS,
         int8: bool = False,
         backend: str = "torch",
+        precision: str = "auto",
     ):
         from .device import autocast_dtype, resolve_device
         from .model import FerModel
@@ -106,7 +109,7 @@ class Recognizer:
         self.views, self.margin, self.batch, self.max_pixels = views, margin, batch, max_pixels
         self._detector_spec = detector
         self._detectors = threading.local()
-        self._dtype = autocast_dtype(dev)
+        self._dtype = autocast_dtype(dev, precision)
 
     @property
     def detector(self) -> FaceDetector:

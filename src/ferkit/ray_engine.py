@@ -69,6 +69,7 @@ class RecognizerSpec:
     max_pixels: int = MAX_PIXELS
     int8: bool = False
     backend: str = "torch"
+    precision: str = "auto"
     detect: bool = True
     every: int = 1
     threads: int = 1
@@ -87,6 +88,7 @@ class RecognizerSpec:
             max_pixels=self.max_pixels,
             int8=self.int8,
             backend=self.backend,
+            precision=self.precision,
         )
 
 
