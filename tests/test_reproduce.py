@@ -357,3 +357,15 @@ def test_paper_procedure_runs_of_different_lengths_are_not_compared():
     assert verdicts["BKVGG14 overfits: below BKVGG12"]["paper's procedure"] == (
         "+19.0: cannot tell (runs of 120 and 12 epochs)"
     )
+
+
+def test_help_names_every_experiment_a_user_can_run():
+    import argparse
+
+    from ferkit.cli import build_parser
+    from ferkit.reproduce.catalogue import FAST_EXPERIMENTS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    text = sub.choices["reproduce"].description
+    for e in EXPERIMENTS + RECIPES + FAST_EXPERIMENTS:
+        assert f" {e.name}," in text or f" {e.name}." in text, e.name

@@ -495,12 +495,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _reproduce_args(sp: argparse.ArgumentParser) -> None:
     from .reproduce import EXPERIMENTS, RECIPES
+    from .reproduce.catalogue import FAST_EXPERIMENTS
 
+    fast = dict.fromkeys(e.name for e in FAST_EXPERIMENTS if e.table == "fast")
     sp.description = (
         "Train and evaluate every model of Tables IV-IX (skipping finished ones, resuming "
         "interrupted ones), write one summary JSON per experiment and regenerate REPRODUCTION.md "
         "from the summaries. Experiments: "
         + ", ".join(e.name for e in EXPERIMENTS)
+        + ". The same rows with the fast procedure, 25 epochs (run when named; bkvgg12-svm's is "
+        "the recipe bkvgg12-svm-fast): "
+        + ", ".join(fast)
         + ". Recipes for short budgets (run when named): "
         + ", ".join(e.name for e in RECIPES)
         + "."
