@@ -314,16 +314,16 @@ def _summary(name: str, accs: dict[str, float], epochs: int = 25) -> dict:
 
 
 def test_fast_rows_take_the_seed_spread_and_the_claims_their_verdicts():
-    from ferkit.reproduce.report import claim_verdicts, row_figures
+    from ferkit.reproduce.report import claim_verdicts, paired_seed_spread, row_figures
 
     by_name = {
         s["experiment"]: s
         for s in (
             _summary("bkstart-svm", {"eval2": 57.4}, epochs=40),
             _summary("bkstart-ce", {"eval1": 52.0, "eval2": 53.0}, epochs=40),
-            _summary("bkstart-svm-fast", {"eval2": 66.0}),
-            _summary("bkstart-svm-fast-seed1", {"eval2": 67.0}),
-            _summary("bkstart-svm-fast-seed2", {"eval2": 68.0}),
+            _summary("bkstart-svm-fast", {"eval1": 65.0, "eval2": 66.0}),
+            _summary("bkstart-svm-fast-seed1", {"eval1": 65.5, "eval2": 67.0}),
+            _summary("bkstart-svm-fast-seed2", {"eval1": 66.0, "eval2": 68.0}),
             _summary("bkstart-ce-fast", {"eval1": 60.0, "eval2": 65.0}),
         )
     }
@@ -332,14 +332,21 @@ def test_fast_rows_take_the_seed_spread_and_the_claims_their_verdicts():
     assert svm.fast == (66.0, 67.0, 68.0) and svm.fast_mean == 67.0 and svm.fast_sd == 1.0
     assert svm.paper == 69.7 and svm.paper_procedure == 57.4
     assert rows[("bkvgg8-svm", "eval2")].fast == ()  # not run
-    verdicts = {c.says: (d, v) for c, d, v in claim_verdicts(list(rows.values()))}
+    # Eval2 - Eval1 of one run over the seeds: 66-65, 67-65.5, 68-66 -> 1, 1.5, 2: sd 0.5
+    paired = paired_seed_spread(by_name)
+    assert paired == pytest.approx(0.5)
+    verdicts = {c.says: (d, v) for c, d, v in claim_verdicts(list(rows.values()), paired)}
     d, v = verdicts["the L2-SVM beats CE (BKStart)"]
     assert d == pytest.approx(0.5)
     assert v["paper's procedure"] == "+4.4: confirms (no seed spread measured)"
     # fast: 67.0 - 65.0 = +2.0, more than one seed spread but within 2 x sqrt(2) x 1.0
     assert v["fast procedure"] == "+2.0: within seed noise (+-2.8)"
+    # one run's two tests: within twice the paired spread, not 2 x sqrt(2) x the runs' spread
     d, v = verdicts["Eval2 beats Eval1 (BKStart + CE)"]
     assert v["fast procedure"] == "+5.0: confirms (beyond seed noise)"
+    low = claim_verdicts(list(rows.values()), paired_sd=3.0)
+    v = {c.says: v for c, _, v in low}["Eval2 beats Eval1 (BKStart + CE)"]
+    assert v["fast procedure"] == "+5.0: within seed noise (+-6.0)"
     assert verdicts["depth helps: BKVGG10 over BKVGG8"][1]["fast procedure"] == "not measured"
 
 

@@ -290,17 +290,49 @@ def row_figures(by_name: dict[str, dict]) -> list[RowFigures]:
     return rows
 
 
-def claim_verdicts(rows: list[RowFigures]) -> list[tuple[Claim, float, dict[str, str]]]:
+def paired_seed_spread(by_name: dict[str, dict]) -> float | None:
+    """The largest standard deviation, over the seeds of one fast row, of the difference
+    between two tests of the same model (Eval2 minus Eval1): the noise of a comparison made on
+    one run, which is far smaller than that between two runs."""
+    spreads = []
+    for exp in EXPERIMENTS:
+        runs = [
+            by_name[f.name] for f in FAST_EXPERIMENTS if f.base == exp.name if f.name in by_name
+        ]
+        diffs = [
+            a - b
+            for s in runs
+            if (a := _acc(s, "PublicTest", "eval2")) is not None
+            if (b := _acc(s, "PublicTest", "eval1")) is not None
+        ]
+        if len(diffs) > 1:
+            spreads.append(statistics.stdev(diffs))
+    return max(spreads) if spreads else None
+
+
+def claim_verdicts(
+    rows: list[RowFigures], paired_sd: float | None = None
+) -> list[tuple[Claim, float, dict[str, str]]]:
     """Each of the paper's comparisons: its difference (points) and, per procedure, ferkit's
     with a verdict. Two runs differ by seed noise with about sqrt(2) x the seed spread, so a
-    difference within twice that cannot be told from noise; without a measured spread the
-    verdict says so, and paper-procedure runs of different lengths are not compared."""
+    difference within twice that cannot be told from noise; two tests of one run differ with
+    ``paired_sd`` (:func:`paired_seed_spread`), so within twice that. Without a measured spread
+    the verdict says so, and paper-procedure runs of different lengths are not compared."""
     at = {(r.experiment, r.method): r for r in rows}
     spreads = [r.fast_sd for r in rows if r.fast_sd is not None]
-    noise = {PAPER_PROCEDURE: None, FAST_PROCEDURE: max(spreads) if spreads else None}
+    between = max(spreads) if spreads else None
     out = []
     for claim in CLAIMS:
         a, b = at[claim.a], at[claim.b]
+        one_run = claim.a[0] == claim.b[0]
+        noise = {
+            PAPER_PROCEDURE: None,
+            FAST_PROCEDURE: (
+                (2 * paired_sd if paired_sd is not None else None)
+                if one_run
+                else (2 * math.sqrt(2) * between if between is not None else None)
+            ),
+        }
         verdicts = {}
         for procedure, pick in (
             (PAPER_PROCEDURE, lambda r: r.paper_procedure),
@@ -309,15 +341,15 @@ def claim_verdicts(rows: list[RowFigures]) -> list[tuple[Claim, float, dict[str,
             if pick(a) is None or pick(b) is None:
                 verdicts[procedure] = "not measured"
                 continue
-            d, sd = pick(a) - pick(b), noise[procedure]
+            d, limit = pick(a) - pick(b), noise[procedure]
             ea, eb = a.paper_procedure_epochs, b.paper_procedure_epochs
             word = "confirms" if d > 0 else "contradicts"
             if procedure == PAPER_PROCEDURE and ea != eb:
                 verdicts[procedure] = f"{d:+.1f}: cannot tell (runs of {ea} and {eb} epochs)"
-            elif sd is None:
+            elif limit is None:
                 verdicts[procedure] = f"{d:+.1f}: {word} (no seed spread measured)"
-            elif abs(d) <= 2 * math.sqrt(2) * sd:
-                verdicts[procedure] = f"{d:+.1f}: within seed noise (+-{2 * math.sqrt(2) * sd:.1f})"
+            elif abs(d) <= limit:
+                verdicts[procedure] = f"{d:+.1f}: within seed noise (+-{limit:.1f})"
             else:
                 verdicts[procedure] = f"{d:+.1f}: {word} (beyond seed noise)"
         out.append((claim, a.paper - b.paper, verdicts))
@@ -358,14 +390,17 @@ def _fast_section(by_name: dict[str, dict], figures: str) -> list[str]:
     ]
     lines += [
         "",
-        "The paper's comparisons, in accuracy points (a minus b):",
+        "The paper's comparisons, in accuracy points (a minus b). A difference within twice its",
+        "noise cannot be told from seed noise: between two runs, sqrt(2) x the largest seed",
+        "spread above; between two tests of one run (Eval2 against Eval1), the largest standard",
+        "deviation of that difference over a row's seeds.",
         "",
         "| the paper says | paper | ferkit: paper's procedure | ferkit: fast procedure |",
         "|---|---|---|---|",
     ]
     lines += [
         f"| {claim.says} | {d:+.1f} | {v[PAPER_PROCEDURE]} | {v[FAST_PROCEDURE]} |"
-        for claim, d, v in claim_verdicts(rows)
+        for claim, d, v in claim_verdicts(rows, paired_seed_spread(by_name))
     ]
     return lines
 
