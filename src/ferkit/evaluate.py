@@ -140,6 +140,7 @@ def evaluate(
     selected = [(name, data.split(name)) for name in splits]  # errors before any work
     val_split = model.meta.config.get("val_split")
     dtype = autocast_dtype(model.norm_mean.device, precision)
+    computed = model.compute_precision(dtype)  # what each result records
     results = []
     for name, split in selected:
         if name == val_split:
@@ -160,7 +161,7 @@ def evaluate(
                 partial = Path(resume_dir) / f"scores-{name}-{method}{grouped}.npz"
                 # scores of another compute precision are not mixed in either
                 key = f"{model_id} {name} {method} {len(split)}{grouped}"
-                key += f" {model.compute_precision(dtype)}"
+                key += f" {computed}"
                 scores, seconds = _score_resumable(
                     model, split.images, method, batch, dtype, on_chunk, cells, partial, key
                 )
@@ -175,7 +176,7 @@ def evaluate(
             result = result_from_predictions(name, method, split.labels, pred, seconds)
             result.by_view = breakdown
             result.calibration = calibration_of(model, scores, split.labels)
-            result.precision = model.compute_precision(dtype)
+            result.precision = computed
             results.append(result)
     return results
 

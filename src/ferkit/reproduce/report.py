@@ -324,15 +324,9 @@ def claim_verdicts(
     out = []
     for claim in CLAIMS:
         a, b = at[claim.a], at[claim.b]
-        one_run = claim.a[0] == claim.b[0]
-        noise = {
-            PAPER_PROCEDURE: None,
-            FAST_PROCEDURE: (
-                (2 * paired_sd if paired_sd is not None else None)
-                if one_run
-                else (2 * math.sqrt(2) * between if between is not None else None)
-            ),
-        }
+        # one run's two tests differ with paired_sd; two runs with sqrt(2) x the seed spread
+        sd, k = (paired_sd, 2.0) if claim.a[0] == claim.b[0] else (between, 2 * math.sqrt(2))
+        noise = {PAPER_PROCEDURE: None, FAST_PROCEDURE: k * sd if sd is not None else None}
         verdicts = {}
         for procedure, pick in (
             (PAPER_PROCEDURE, lambda r: r.paper_procedure),
