@@ -376,3 +376,28 @@ def test_help_names_every_experiment_a_user_can_run():
     text = sub.choices["reproduce"].description
     for e in EXPERIMENTS + RECIPES + FAST_EXPERIMENTS:
         assert f" {e.name}," in text or f" {e.name}." in text, e.name
+
+
+def test_a_summary_short_of_its_tests_whose_weights_are_gone_says_so(tmp_path, capsys):
+    """Kept as it is (nothing to measure) but not silently: the user is told how to re-run it."""
+    import dataclasses
+
+    from ferkit.reproduce import Budget, experiment, run_experiment
+
+    data = str(write_csv(tmp_path / "f.csv", {"Training": 300, "PublicTest": 3}))
+    exp = dataclasses.replace(experiment("bkstart-svm"), methods=("eval1",))
+    summaries = tmp_path / "reproduction"
+    summaries.mkdir()
+    s = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1))
+    s["results"] = [r for r in s["results"] if r["method"] != "eval1"]  # as if cut short
+    path = summaries / "bkstart-svm.json"
+    path.write_text(json.dumps(s))
+    written = path.read_text()
+    capsys.readouterr()
+    (tmp_path / "out" / "runs" / "bkstart-svm" / "model.safetensors").unlink()
+    again = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1))
+    err = capsys.readouterr().err
+    assert "bkstart-svm" in err and "lacks eval1" in err and "no weights" in err
+    assert "move it aside" in err
+    assert path.read_text() == written  # nothing retrained or rewritten
+    assert [r["method"] for r in again["results"]] == ["center"]

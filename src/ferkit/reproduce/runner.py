@@ -135,9 +135,11 @@ def _complete(
     try:
         current = file_sha256(model_file(run))
     except FileNotFoundError:
-        return summary
+        return _left_as_it_is(summary, exp, path, missing, f"its run {run} has no weights")
     if summary.get("model_sha256") != current:  # not about these weights any more
-        return summary
+        return _left_as_it_is(
+            summary, exp, path, missing, f"the weights in {run} are not the ones it describes"
+        )
     summary["model_sha256"] = current
     ds = load_fer2013(data)
     model = load_model(run)
@@ -159,6 +161,18 @@ def _complete(
         summary["results"].sort(key=lambda r: (r["split"], order.get(r["method"], len(order))))
         _write_summary(path, summary)
     shutil.rmtree(partial, ignore_errors=True)
+    return summary
+
+
+def _left_as_it_is(
+    summary: dict, exp: Experiment, path: Path, missing: list[str], why: str
+) -> dict:
+    """Say why a summary lacking some of its tests is not completed (silence looked like done)."""
+    print(
+        f"ferkit reproduce: {exp.name}: {path} lacks {', '.join(missing)} but {why}; "
+        f"it stays as it is (move it aside to train the experiment again)",
+        file=sys.stderr,
+    )
     return summary
 
 
