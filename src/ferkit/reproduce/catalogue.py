@@ -267,7 +267,9 @@ SHIPPED = "bkvgg12-svm-fast-e120-aug0.5"
 #: The paper's rows trained with the fast procedure (issue: Tables IV-IX with it), same tests,
 #: 25 epochs each as the fast BKVGG12 recipe; ``<name>-fast`` beside each paper-procedure row.
 FAST_SUFFIX, SEED_SUFFIX = "-fast", "-seed"
-FAST_SEEDS = {"bkstart-svm": (1, 2), "bkvgg8-svm": (1, 2)}  # beyond seed 0: the seed spread
+#: Seeds beyond 0 that measure a row's spread: the two SVM rows the issue names, and BKVGG12,
+#: the deep end of the depth comparisons.
+FAST_SEEDS = {"bkstart-svm": (1, 2), "bkvgg8-svm": (1, 2), "bkvgg12-svm": (1, 2)}
 
 
 def _fast(exp: Experiment, seed: int = 0) -> Experiment:
