@@ -382,6 +382,7 @@ def test_a_summary_short_of_its_tests_whose_weights_are_gone_says_so(tmp_path, c
     """Kept as it is (nothing to measure) but not silently: the user is told how to re-run it."""
     import dataclasses
 
+    from ferkit.checkpoint import model_file
     from ferkit.reproduce import Budget, experiment, run_experiment
 
     data = str(write_csv(tmp_path / "f.csv", {"Training": 300, "PublicTest": 3}))
@@ -393,11 +394,16 @@ def test_a_summary_short_of_its_tests_whose_weights_are_gone_says_so(tmp_path, c
     path = summaries / "bkstart-svm.json"
     path.write_text(json.dumps(s))
     written = path.read_text()
-    capsys.readouterr()
-    (tmp_path / "out" / "runs" / "bkstart-svm" / "model.safetensors").unlink()
-    again = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1))
-    err = capsys.readouterr().err
-    assert "bkstart-svm" in err and "lacks eval1" in err and "no weights" in err
-    assert "move it aside" in err
-    assert path.read_text() == written  # nothing retrained or rewritten
-    assert [r["method"] for r in again["results"]] == ["center"]
+    weights = model_file(tmp_path / "out" / "runs" / "bkstart-svm")
+    for change, why in [("retrained", "not the ones it describes"), ("gone", "no weights")]:
+        capsys.readouterr()
+        if change == "gone":
+            weights.unlink()
+        else:
+            weights.write_bytes(weights.read_bytes() + b" ")
+        again = run_experiment(exp, data, tmp_path / "out", summaries, Budget(epochs=1))
+        err = capsys.readouterr().err
+        assert "bkstart-svm" in err and "lacks eval1" in err and why in err, change
+        assert "move it aside" in err
+        assert path.read_text() == written  # nothing retrained or rewritten
+        assert [r["method"] for r in again["results"]] == ["center"]
