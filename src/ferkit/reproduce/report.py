@@ -271,6 +271,11 @@ class RowFigures:
         return statistics.stdev(self.fast) if len(self.fast) > 1 else None
 
 
+def _fast_runs(base: str, by_name: dict[str, dict]) -> list[dict]:
+    """The summaries of a paper experiment's fast-procedure runs (one per seed) that exist."""
+    return [by_name[f.name] for f in FAST_EXPERIMENTS if f.base == base and f.name in by_name]
+
+
 def row_figures(by_name: dict[str, dict]) -> list[RowFigures]:
     """Every (experiment, test) of the paper's tables with what was measured for it."""
     rows = []
@@ -279,9 +284,8 @@ def row_figures(by_name: dict[str, dict]) -> list[RowFigures]:
         for method in exp.methods:
             fast = tuple(
                 a
-                for f in FAST_EXPERIMENTS
-                if f.base == exp.name and f.name in by_name
-                if (a := _acc(by_name[f.name], "PublicTest", method)) is not None
+                for run in _fast_runs(exp.name, by_name)
+                if (a := _acc(run, "PublicTest", method)) is not None
             )
             slow = _acc(s, "PublicTest", method) if s else None
             paper = exp.paper.get(method, (None, None))[0]
@@ -296,12 +300,9 @@ def paired_seed_spread(by_name: dict[str, dict]) -> float | None:
     one run, which is far smaller than that between two runs."""
     spreads = []
     for exp in EXPERIMENTS:
-        runs = [
-            by_name[f.name] for f in FAST_EXPERIMENTS if f.base == exp.name if f.name in by_name
-        ]
         diffs = [
             a - b
-            for s in runs
+            for s in _fast_runs(exp.name, by_name)
             if (a := _acc(s, "PublicTest", "eval2")) is not None
             if (b := _acc(s, "PublicTest", "eval1")) is not None
         ]
