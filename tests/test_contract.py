@@ -34,7 +34,10 @@ def test_every_fast_procedure_option_is_in_the_contract():
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     options = {o for a in train._actions for o in a.option_strings if o.startswith("--")}
-    for option in ("--norm-layers", "--optimizer", "--ema", "--head-init", "--overwrite"):
+    levers = ("--rotation", "--rescale", "--shift", "--erase", "--augment-ramp-from", "--mirror")
+    levers += ("--whiten-init", "--dirac-init", "--no-bn-scale", "--bn-bias-lr", "--bn-momentum")
+    levers += ("--ema-start", "--ema-bn")
+    for option in ("--norm-layers", "--optimizer", "--ema", "--head-init", "--overwrite", *levers):
         assert option in options and option in CONTRACT, option
 
 

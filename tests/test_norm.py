@@ -5,11 +5,12 @@ import torch
 from synth import tiny_config
 
 import ferkit
+from ferkit.averaging import ema_decay, update_ema
 from ferkit.checkpoint import load_model
 from ferkit.models import create_model, list_models
 from ferkit.models.norm import fold_batchnorm, with_batchnorm
 from ferkit.run_folder import load_checkpoint
-from ferkit.train import ema_decay, train, update_ema
+from ferkit.train import train
 
 
 def _trained_looking(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -58,17 +59,42 @@ def test_ema_is_a_moving_average():
     assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
 
 
-def test_fast_procedure_saves_the_papers_network_and_resumes_bit_exact(small_csv, tmp_path):
-    changes = dict(
-        epochs=2,
-        norm_layers="bn",
-        optimizer="adamw",
-        lr=0.002,
-        weight_decay=0.05,
-        ema=0.9,
-        head_init="zero",
-        schedule="cosine",
-    )
+FAST = dict(
+    epochs=2,
+    norm_layers="bn",
+    optimizer="adamw",
+    lr=0.002,
+    weight_decay=0.05,
+    ema=0.9,
+    head_init="zero",
+    schedule="cosine",
+)
+#: every lever of the study at once (issue: a lever study for BKVGG12)
+LEVERS = dict(
+    FAST,
+    optimizer="sgd",
+    nesterov=True,
+    weight_decay=5e-4,
+    rotation=10.0,
+    rescale=0.2,
+    shift=3.0,
+    erase=0.5,
+    augment_ramp_from=0.25,
+    mirror="alternate",
+    whiten_init=True,
+    dirac_init=True,
+    bn_scale=False,
+    bn_bias_lr=4.0,
+    bn_momentum=0.3,
+    ema_start=0.4,
+    ema_bn="recomputed",
+)
+
+
+@pytest.mark.parametrize("changes", [FAST, LEVERS], ids=["fast", "levers"])
+def test_fast_procedure_saves_the_papers_network_and_resumes_bit_exact(
+    small_csv, tmp_path, changes
+):
     run = tmp_path / "fast"
     result = train(tiny_config(small_csv, run, **changes))
     assert result.best_val_acc > 0.3  # beyond chance (1/7) after 18 steps
@@ -78,7 +104,11 @@ def test_fast_procedure_saves_the_papers_network_and_resumes_bit_exact(small_csv
     assert sum(p.numel() for p in model.net.parameters()) == sum(
         p.numel() for p in plain.parameters()
     )
-    assert model.meta.config["norm_layers"] == "bn" and model.meta.config["ema"] == 0.9
+    assert all(model.meta.config[k] == v for k, v in changes.items())
+    rates = sorted(
+        {g["lr"] for g in load_checkpoint(run / "checkpoint.pt")["optimizer"]["param_groups"]}
+    )
+    assert rates[-1] == pytest.approx(rates[0] * changes.get("bn_bias_lr", 1.0))
 
     # the saved network scores as the unfolded average in the checkpoint (the best epoch is
     # the last here when validation improved; compare against the checkpoint's own epoch)
@@ -93,10 +123,26 @@ def test_fast_procedure_saves_the_papers_network_and_resumes_bit_exact(small_csv
             got = model.net(faces)
         assert (want - got).abs().max() <= 1e-4 * max(1.0, want.abs().max().item())
 
-    # one epoch, then resume to two: the same unfolded state as the straight run
+    # a kill at the first step of epoch 2, then --resume: the same unfolded state as the
+    # straight run (schedules, ramps and the average's start count the run's total epochs)
+    import ferkit.train as tr
+
+    real_step, calls = tr.train_step, []
+    per_epoch = 630 // 64  # 700 synthetic Training faces, 10 % held out, batch 64
+
+    def killed_in_epoch_two(*args, **kw):
+        calls.append(1)
+        if len(calls) == per_epoch + 1:
+            raise KeyboardInterrupt
+        return real_step(*args, **kw)
+
     half = tmp_path / "half"
-    train(tiny_config(small_csv, half, **{**changes, "epochs": 1}))
-    cfg = tiny_config(small_csv, half, **changes)
+    cfg = tiny_config(small_csv, half, checkpoint_minutes=0, **changes)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tr, "train_step", killed_in_epoch_two)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+    assert load_checkpoint(half / "checkpoint.pt")["epoch"] == 1
     train(cfg, resume=True)
     a, b = load_checkpoint(run / "checkpoint.pt"), load_checkpoint(half / "checkpoint.pt")
     for key in ("model", "ema"):

@@ -86,11 +86,12 @@ def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto
     import copy
 
     from .augment import augment
+    from .averaging import update_ema
     from .device import autocast_dtype, memory_format, resolve_device
     from .losses import l2_svm_loss
     from .models import create_model
     from .models.norm import with_batchnorm
-    from .train import TrainConfig, make_optimizer, train_step, update_ema
+    from .train import TrainConfig, make_optimizer, train_step
     from .views import center_crop
 
     device = resolve_device(device_name)

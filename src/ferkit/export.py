@@ -28,6 +28,7 @@ from .checkpoint import (
     save_model,
     shipped_model_path,
 )
+from .train_config import changed_options, recorded_settings
 
 #: What every card says about FER-2013 and the limits any model trained on it has.
 DATA_CARD: dict = {
@@ -137,26 +138,7 @@ def build_card(model, dtype: str, summary: dict | None, check: PrecisionCheck | 
         "parameters": model.params,
         "weights": dtype,
         "procedure": training_procedure(cfg),
-        "training": {
-            k: cfg[k]
-            for k in (
-                "epochs",
-                "schedule",
-                "optimizer",
-                "lr",
-                "weight_decay",
-                "momentum",
-                "nesterov",
-                "batch_size",
-                "augment",
-                "augment_strength",
-                "norm_layers",
-                "ema",
-                "head_init",
-                "seed",
-            )
-            if k in cfg
-        },
+        "training": recorded_settings(cfg),
         "validation_accuracy": round(metrics.get("val_acc", float("nan")), 4),
         "temperature": model.meta.temperature,
         "best_epoch": metrics.get("best_epoch"),
@@ -178,8 +160,10 @@ def build_card(model, dtype: str, summary: dict | None, check: PrecisionCheck | 
 
 def training_procedure(cfg: dict) -> str:
     """In words, how the weights were trained: the paper's procedure, or which of the fast
-    procedure's levers (the saved network is the paper's either way)."""
+    procedure's levers (the saved network is the paper's either way), then every other
+    training option that differs from its default, so that no lever goes unsaid."""
     levers = []
+    described = {"norm_layers", "optimizer", "lr", "weight_decay", "ema", "head_init"}
     if cfg.get("norm_layers", "none") != "none":
         levers.append("train-time BatchNorm folded into the saved weights")
     if cfg.get("optimizer", "sgd") != "sgd":
@@ -190,9 +174,13 @@ def training_procedure(cfg: dict) -> str:
         levers.append(f"weight average {cfg['ema']}")
     if cfg.get("head_init", "paper") != "paper":
         levers.append(f"output layer started at {cfg['head_init']}")
-    if not levers:
-        return "the paper's (SGD with momentum, no normalisation layers)"
-    return "fast: " + ", ".join(levers)
+    rest = changed_options({k: v for k, v in cfg.items() if k not in described})
+    base = (
+        "fast: " + ", ".join(levers)
+        if levers
+        else "the paper's (SGD with momentum, no normalisation layers)"
+    )
+    return f"{base}; options {' '.join(rest)}" if rest else base
 
 
 def card_markdown(card: dict) -> str:

@@ -29,7 +29,8 @@ import torch
 import torch.distributed as dist
 
 from .atomic import remove_stale_temporaries
-from .augment import AugmentConfig, augment
+from .augment import AugmentConfig, alternating_mirror, augment, ramped_strength
+from .averaging import decay_at, recompute_batchnorm, update_ema
 from .checkpoint import save_model
 from .data import load_fer2013, stratified_split
 from .device import autocast, autocast_dtype, machine_description, memory_format, resolve_device
@@ -38,7 +39,8 @@ from .labels import TRAIN_SPLIT
 from .losses import get_loss
 from .model import FerModel, ModelMeta
 from .models import create_model
-from .models.norm import fold_batchnorm, with_batchnorm
+from .models.init import dirac_init, whiten_first_conv
+from .models.norm import batchnorms, fold_batchnorm, with_batchnorm
 from .preprocess import Normalizer
 from .run_folder import (
     CheckpointError,
@@ -49,6 +51,10 @@ from .run_folder import (
 )
 from .train_config import TrainConfig
 from .views import center_crop
+
+#: Training images whose centre crops measure the patch whitening and recomputed BatchNorm
+#: statistics (a fixed share: the first of the seeded split).
+STATISTICS_IMAGES = 5120
 
 
 class TrainingDiverged(RuntimeError):
@@ -95,16 +101,21 @@ def lr_at(cfg: TrainConfig, progress: float, epoch_progress: float = math.inf) -
 
 def make_optimizer(cfg: TrainConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
     """SGD with momentum (the paper's) or AdamW; BatchNorm's own scale and shift are not
-    decayed (they do not exist in the saved network: decaying them only fights the folding)."""
-    norm = {
-        id(p)
-        for m in net.modules()
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-        for p in m.parameters()
-    }
+    decayed (they do not exist in the saved network: decaying them only fights the folding),
+    and its shifts step at ``cfg.bn_bias_lr`` times the rate (each group's ``lr_scale``).
+    Parameters that are not trained (a fixed BatchNorm scale) are left out."""
+    norms = batchnorms(net)
+    shifts = {id(m.bias) for m in norms}
+    scales = {id(m.weight) for m in norms}
+    trained = [p for p in net.parameters() if p.requires_grad]
     groups = [
-        {"params": [p for p in net.parameters() if id(p) not in norm]},
-        {"params": [p for p in net.parameters() if id(p) in norm], "weight_decay": 0.0},
+        {"params": [p for p in trained if id(p) not in shifts | scales], "lr_scale": 1.0},
+        {"params": [p for p in trained if id(p) in scales], "weight_decay": 0.0, "lr_scale": 1.0},
+        {
+            "params": [p for p in trained if id(p) in shifts],
+            "weight_decay": 0.0,
+            "lr_scale": cfg.bn_bias_lr,
+        },
     ]
     groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "adamw":
@@ -116,25 +127,6 @@ def make_optimizer(cfg: TrainConfig, net: torch.nn.Module) -> torch.optim.Optimi
         weight_decay=cfg.weight_decay,
         nesterov=cfg.nesterov,
     )
-
-
-def ema_decay(decay: float, step: int) -> float:
-    """The average's decay after ``step`` updates, ramped up (as timm's) so that the first
-    steps do not pull it towards the random initialisation."""
-    return min(decay, (1 + step) / (10 + step))
-
-
-@torch.no_grad()
-def update_ema(average: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
-    """average <- decay * average + (1 - decay) * net, over parameters and float buffers
-    (BatchNorm's running statistics); integer buffers are copied."""
-    pairs = list(zip(average.state_dict().values(), net.state_dict().values(), strict=True))
-    floats = [(a, b) for a, b in pairs if a.is_floating_point()]
-    if floats:
-        torch._foreach_lerp_([a for a, _ in floats], [b for _, b in floats], 1.0 - decay)
-    for a, b in pairs:
-        if not a.is_floating_point():
-            a.copy_(b)
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -254,10 +246,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     # ---- model, optimiser, loss
     torch.manual_seed(cfg.seed)
     plain = create_model(cfg.arch)  # the paper's network: what every saved model is
-    net = with_batchnorm(plain) if cfg.norm_layers == "bn" else copy.deepcopy(plain)
-    if cfg.head_init == "zero":
-        out_layer = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
-        torch.nn.init.zeros_(out_layer.weight)
+    net = build_network(cfg, plain, x_train)
     net = net.to(device).to(memory_format=fmt)
     average = copy.deepcopy(net).eval().requires_grad_(False) if cfg.ema else None
     optimizer = make_optimizer(cfg, net)
@@ -320,7 +309,12 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
             "rng": {"torch": torch.get_rng_state()},
         }
 
-    aug_cfg = AugmentConfig().scaled(cfg.augment_strength)
+    aug_full = AugmentConfig.from_ranges(cfg.rotation, cfg.rescale, cfg.shift, cfg.erase)
+    flip_bits = torch.randint(  # alternating mirroring: each face's own first side
+        0, 2, (n_train,), generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, 0, 2))
+    ).to(device)
+    ema_start_step = round(cfg.ema_start * cfg.epochs * steps)
+    bn_views = x_train[:STATISTICS_IMAGES] if cfg.ema_bn == "recomputed" else None
 
     for epoch in range(start_epoch, cfg.epochs + 1):
         if cfg.schedule == "plateau" and drops > cfg.max_drops:
@@ -351,23 +345,33 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
             if "cuda_rng" in within:
                 torch.cuda.set_rng_state(within["cuda_rng"], device)
             within = None
+        strength = ramped_strength(cfg.augment_strength, cfg.augment_ramp_from, epoch, cfg.epochs)
+        aug_cfg = aug_full.scaled(strength)
         bar = _progress(steps, epoch, cfg, di.main, first)
         saved_at = time.monotonic()
         for step in range(first, steps):
             done = epoch - 1 + step / steps
             if (lr := lr_at(cfg, done / cfg.epochs, done)) is not None:
                 for g in optimizer.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
             idx = order[step * local_batch : (step + 1) * local_batch]
             xb = x_train[idx]
-            xb = augment(xb, aug_gen, aug_cfg) if cfg.augment else center_crop(xb)
+            if cfg.augment:
+                mirror = (
+                    alternating_mirror(flip_bits[idx], epoch) if cfg.mirror == "alternate" else None
+                )
+                xb = augment(xb, aug_gen, aug_cfg, mirror)
+            else:
+                xb = center_crop(xb)
             yb = y_train[idx]
             xb = xb.contiguous(memory_format=fmt)
             loss, scores = train_step(
                 model_net, optimizer, loss_fn, xb, yb, amp, cfg.clip_grad_norm
             )
             if average is not None:
-                update_ema(average, net, ema_decay(cfg.ema, (epoch - 1) * steps + step))
+                update_ema(
+                    average, net, decay_at(cfg.ema, (epoch - 1) * steps + step, ema_start_step)
+                )
             loss_sum += loss.detach() * len(yb)
             correct += (scores.detach().argmax(1) == yb).sum()
             if bar is not None and (step % 10 == 9 or step == steps - 1):  # the only host syncs
@@ -401,6 +405,8 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
 
         # ---- validation (each rank scores its share of the validation set)
         judged = average if average is not None else model_net  # what is validated and saved
+        if average is not None and bn_views is not None:
+            recompute_batchnorm(average, center_crop(bn_views).contiguous(memory_format=fmt))
         val_loss, val_acc = _validate(judged, x_val, y_val, loss_fn, device, amp, di)
         lr_now = optimizer.param_groups[0]["lr"]
         if cfg.schedule == "plateau" and epoch >= cfg.warmup_epochs:
@@ -485,6 +491,24 @@ def _fit_temperature(path: Path, images: np.ndarray, labels: np.ndarray):
     model.meta.temperature = fit_temperature(model.score(images, "eval1").cpu(), labels, model.loss)
     save_model(model, path)
     return model.meta.temperature
+
+
+def build_network(cfg: TrainConfig, plain: torch.nn.Module, images: torch.Tensor):
+    """The network that trains, from the paper's ``plain`` one: with the BatchNorm to fold
+    (``norm_layers``), and the chosen initialisations (``head_init``, ``whiten_init`` from the
+    training ``images``' centre crops, ``dirac_init``)."""
+    if cfg.norm_layers == "bn":
+        net = with_batchnorm(plain, learn_scale=cfg.bn_scale, momentum=cfg.bn_momentum)
+    else:
+        net = copy.deepcopy(plain)
+    if cfg.head_init == "zero":
+        out_layer = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
+        torch.nn.init.zeros_(out_layer.weight)
+    if cfg.whiten_init:
+        whiten_first_conv(net, center_crop(images[:STATISTICS_IMAGES]).cpu())
+    if cfg.dirac_init:
+        dirac_init(net)
+    return net
 
 
 def saved_network(net: torch.nn.Module, plain: torch.nn.Module) -> torch.nn.Module:

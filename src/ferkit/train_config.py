@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, THREADS_HELP, number
+from .augment import PAPER_RESCALE, PAPER_ROTATION
 from .data import DATA_HELP
 from .device import PRECISIONS
 from .losses import LOSSES
@@ -23,6 +24,8 @@ from .models.norm import NORM_LAYERS
 SCHEDULES = ("plateau", "onecycle", "cosine")
 OPTIMIZERS = ("sgd", "adamw")
 HEAD_INITS = ("paper", "zero")
+MIRRORS = ("random", "alternate")
+EMA_BN = ("averaged", "recomputed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: Options every recorded command spells out, default or not (the rest appear when changed).
 RECORDED_ALWAYS = ("arch", "loss", "schedule", "epochs", "lr", "weight_decay")
@@ -101,10 +104,53 @@ class TrainConfig:
     augment: bool = option(True, "train on centre crops instead (Table IV's baseline)")
     augment_strength: float = option(
         1.0,
-        "scale the rotation (+-45 deg) and rescaling (42-54 px) ranges by S; mirroring and "
-        "crops stay (III-C-2; below 1 suits short budgets)",
+        "scale the --rotation, --rescale and --shift ranges by S; mirroring, crops and "
+        "erasing stay (III-C-2; below 1 suits short budgets; with --augment-ramp-from, the "
+        "strength the run ends at)",
         type=number(float, above=0, max=2),
         metavar="S",
+        paper=True,
+    )
+    rotation: float = option(
+        PAPER_ROTATION,
+        "largest random rotation, degrees (before --augment-strength)",
+        type=number(float, min=0, max=180),
+        metavar="DEG",
+        paper=True,
+    )
+    rescale: float = option(
+        PAPER_RESCALE,
+        "largest relative change of the face's side (0.125: 42-54 px) (before --augment-strength)",
+        type=number(float, min=0, max=0.5),
+        metavar="F",
+        paper=True,
+    )
+    shift: float = option(
+        0.0,
+        "extra random shift up to this many pixels each way, beyond the 42-px crop's own "
+        "0-6 (before --augment-strength)",
+        type=number(float, min=0, max=21),
+        metavar="PX",
+    )
+    erase: float = option(
+        0.0,
+        "random erasing: the share of views that get one rectangle (2-33 %% of the view) set "
+        "to the mean",
+        type=number(float, min=0, max=1),
+        metavar="P",
+    )
+    augment_ramp_from: float | None = option(
+        None,
+        "start the run at this augmentation strength and ramp it linearly, epoch by epoch, to "
+        "--augment-strength at the last epoch (default: no ramp)",
+        type=number(float, min=0, max=2),
+        metavar="S0",
+    )
+    mirror: str = option(
+        "random",
+        "random: mirror half the views at random (the paper's); alternate: mirror each face "
+        "every other epoch, from its own random start",
+        choices=MIRRORS,
         paper=True,
     )
     # eq. 2's init + the SVM loss give gradient norms ~1e3 at the start: lr 0.01 from step one
@@ -148,6 +194,39 @@ class TrainConfig:
         "paper: eq. 2 for every layer; zero: the output layer starts at 0",
         choices=HEAD_INITS,
         paper=True,
+    )
+    whiten_init: bool = option(
+        False, "start the first convolution as +- whitening filters of the training patches"
+    )
+    dirac_init: bool = option(
+        False,
+        "start each later convolution as the identity on its first input-width filters",
+    )
+    bn_scale: bool = option(
+        True, "--norm-layers bn: fix every BatchNorm's scale at 1 (learn only its shift)"
+    )
+    bn_bias_lr: float = option(
+        1.0,
+        "--norm-layers bn: the BatchNorm shifts' learning rate as a multiple of --lr",
+        type=POSITIVE,
+        metavar="X",
+    )
+    bn_momentum: float = option(
+        0.1,
+        "--norm-layers bn: the running statistics' update rate per step (torch's default)",
+        type=number(float, above=0, max=1),
+    )
+    ema_start: float = option(
+        0.0,
+        "--ema: start the average after this share of the run (before: it follows the weights)",
+        type=number(float, min=0, below=1),
+        metavar="F",
+    )
+    ema_bn: str = option(
+        "averaged",
+        "--ema: averaged: the average's BatchNorm statistics are the averaged running ones; "
+        "recomputed: measured afresh on training centre crops before each validation",
+        choices=EMA_BN,
     )
     patience: int = option(
         5, "plateau: epochs without a training-loss improvement before lr/10", type=COUNT
@@ -204,6 +283,48 @@ class TrainConfig:
                 check(repr(value))
             except argparse.ArgumentTypeError as e:
                 raise ValueError(f"{flag} {e}") from None
+        for flag, needs in self.ineffective():
+            raise ValueError(f"{flag} has no effect without {needs}")
+
+    def ineffective(self) -> list[tuple[str, str]]:
+        """The lever options changed from their defaults where another setting makes them do
+        nothing: (option, what it needs)."""
+        found = []
+        for f in dataclasses.fields(self):
+            needs = _NEEDS.get(f.name)
+            if needs and getattr(self, f.name) != f.default and not needs[1](self):
+                found.append(
+                    (
+                        bool_flag(f.name, f.default)
+                        if isinstance(f.default, bool)
+                        else option_flag(f.name),
+                        needs[0],
+                    )
+                )
+        return found
+
+
+def _augmented(cfg: TrainConfig) -> bool:
+    return cfg.augment
+
+
+def _normed(cfg: TrainConfig) -> bool:
+    return cfg.norm_layers == "bn"
+
+
+def _averaged(cfg: TrainConfig) -> bool:
+    return bool(cfg.ema)
+
+
+#: The lever options that only act beside another setting: field -> (that setting, its test).
+_NEEDS: dict[str, tuple[str, Callable[[TrainConfig], bool]]] = {
+    **{
+        name: ("augmentation (drop --no-augment)", _augmented)
+        for name in ("rotation", "rescale", "shift", "erase", "augment_ramp_from", "mirror")
+    },
+    **{name: ("--norm-layers bn", _normed) for name in ("bn_scale", "bn_bias_lr", "bn_momentum")},
+    **{name: ("--ema", _averaged) for name in ("ema_start", "ema_bn")},
+}
 
 
 def option_flag(name: str) -> str:
@@ -269,18 +390,34 @@ def resume_overrides(given: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def recorded_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The recorded training options found in ``settings`` (a run's stored config, which holds
+    more), in ``TrainConfig``'s order, data and out left out: what a model card shows."""
+    return {
+        f.name: settings[f.name]
+        for f in dataclasses.fields(TrainConfig)
+        if f.metadata["recorded"] and f.name not in ("data", "out") and f.name in settings
+    }
+
+
+def changed_options(settings: dict[str, Any], always: tuple[str, ...] = ()) -> list[str]:
+    """The command-line words for each recorded option in ``settings`` that differs from its
+    default (and each named in ``always``): ``["--optimizer", "adamw", "--nesterov"]``."""
+    args: list[str] = []
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, value in recorded_settings(settings).items():
+        default = defaults[name]
+        if name not in always and value == default:
+            continue
+        if isinstance(default, bool):
+            args.append(bool_flag(name, default))
+        else:
+            args += [option_flag(name), str(value)]
+    return args
+
+
 def command_line(cfg: TrainConfig) -> str:
     """The ``ferkit train`` command that makes ``cfg``: data, out, the options in
     ``RECORDED_ALWAYS``, then every other recorded option that differs from its default."""
-    args = ["ferkit", "train", "--data", cfg.data, "--out", cfg.out]
-    for f in dataclasses.fields(TrainConfig):
-        value = getattr(cfg, f.name)
-        if f.name in ("data", "out") or not f.metadata["recorded"]:
-            continue
-        if f.name not in RECORDED_ALWAYS and value == f.default:
-            continue
-        if isinstance(f.default, bool):
-            args.append(bool_flag(f.name, f.default))
-        else:
-            args += [option_flag(f.name), str(value)]
-    return shlex.join(args)
+    head = ["ferkit", "train", "--data", cfg.data, "--out", cfg.out]
+    return shlex.join(head + changed_options(dataclasses.asdict(cfg), RECORDED_ALWAYS))

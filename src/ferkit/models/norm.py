@@ -17,25 +17,36 @@ from torch import nn
 NORM_LAYERS: tuple[str, ...] = ("none", "bn")
 
 
-def _normed(layers: nn.Sequential, last_is_output: bool) -> nn.Sequential:
+def _normed(layers: nn.Sequential, last_is_output: bool, momentum: float) -> nn.Sequential:
     out: list[nn.Module] = []
     linears = [m for m in layers if isinstance(m, nn.Linear)]
     for m in layers:
         out.append(m)
         if isinstance(m, nn.Conv2d):
-            out.append(nn.BatchNorm2d(m.out_channels))
+            out.append(nn.BatchNorm2d(m.out_channels, momentum=momentum))
         elif isinstance(m, nn.Linear) and not (last_is_output and m is linears[-1]):
-            out.append(nn.BatchNorm1d(m.out_features))
+            out.append(nn.BatchNorm1d(m.out_features, momentum=momentum))
     return nn.Sequential(*out)
 
 
-def with_batchnorm(net: nn.Module) -> nn.Module:
+def with_batchnorm(net: nn.Module, learn_scale: bool = True, momentum: float = 0.1) -> nn.Module:
     """A copy of a BKNet (``features`` + ``classifier``) with BatchNorm after each
-    convolution and hidden FC layer; the output layer stays unnormalised."""
+    convolution and hidden FC layer; the output layer stays unnormalised.
+
+    ``learn_scale=False`` fixes every BatchNorm's scale at 1 (only its shift is learned: the
+    speed records' setting); ``momentum`` is the running statistics' update rate."""
     bn = copy.deepcopy(net)
-    bn.features = _normed(net.features, last_is_output=False)
-    bn.classifier = _normed(net.classifier, last_is_output=True)
+    bn.features = _normed(net.features, last_is_output=False, momentum=momentum)
+    bn.classifier = _normed(net.classifier, last_is_output=True, momentum=momentum)
+    if not learn_scale:
+        for m in batchnorms(bn):
+            m.weight.requires_grad_(False)
     return bn
+
+
+def batchnorms(net: nn.Module) -> list[nn.Module]:
+    """The network's BatchNorm layers, in order."""
+    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 def _weighted(net: nn.Module) -> list[nn.Module]:
