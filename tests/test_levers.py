@@ -154,3 +154,15 @@ def test_the_card_records_every_lever(tiny_run):
     text = training_procedure(model.meta.config)
     for words in ("--mirror alternate", "--whiten-init", "--erase 0.25", "--bn-bias-lr 4.0"):
         assert words in text
+
+
+def test_augment_preview_draws_the_augmentation_train_would_use():
+    from ferkit.cli import build_parser
+    from ferkit.train_config import augment_config
+
+    args = build_parser().parse_args(
+        ["augment-preview", "--data", "d", "--out", "o.png", "--rotation", "10", "--erase", "0.5"]
+    )
+    assert augment_config(vars(args)) == AugmentConfig.from_ranges(rotation=10, erase=0.5)
+    args = build_parser().parse_args(["augment-preview", "--data", "d", "--out", "o.png"])
+    assert augment_config(vars(args)) == AugmentConfig()

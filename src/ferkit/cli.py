@@ -707,14 +707,19 @@ def _augment_preview_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--faces", type=POSITIVE_INT, default=6, help="how many faces (rows)")
     sp.add_argument("--per-face", type=POSITIVE_INT, default=7, help="augmented versions per face")
     sp.add_argument("--seed", type=COUNT, default=0, help="random seed")
+    from .train_config import AUGMENT_OPTIONS, add_train_options
+
+    add_train_options(sp, only=AUGMENT_OPTIONS)  # as `train` takes them
 
 
 def _cmd_augment_preview(args: argparse.Namespace) -> int:
     from .data import preview_faces
     from .figures import augment_preview
+    from .train_config import augment_config
 
     faces = preview_faces(args.data, args.faces, args.seed)
-    augment_preview(faces.images, faces.labels, args.out, n_aug=args.per_face, seed=args.seed)
+    aug = augment_config(vars(args))
+    augment_preview(faces.images, faces.labels, args.out, args.per_face, args.seed, aug)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -39,9 +39,11 @@ def augment_preview(
     out: str | os.PathLike,
     n_aug: int = 7,
     seed: int = 0,
+    config=None,
 ) -> None:
-    """Faces (uint8 (N, 48, 48), first column) beside ``n_aug`` augmented versions each."""
-    from .augment import augment
+    """Faces (uint8 (N, 48, 48), first column) beside ``n_aug`` augmented versions each
+    (``config``: an ``AugmentConfig``, the paper's by default)."""
+    from .augment import AugmentConfig, augment
     from .preprocess import standardize_images
 
     plt = _pyplot()
@@ -49,7 +51,7 @@ def augment_preview(
     # per-pixel normalisation would make the faces hard to read.
     x = standardize_images(images).unsqueeze(1)
     gen = torch.Generator().manual_seed(seed)
-    views = [augment(x, gen) for _ in range(n_aug)]
+    views = [augment(x, gen, config or AugmentConfig()) for _ in range(n_aug)]
     n = len(images)
     fig, axes = plt.subplots(n, n_aug + 1, figsize=(1.3 * (n_aug + 1), 1.4 * n), squeeze=False)
     for r in range(n):
@@ -59,7 +61,9 @@ def augment_preview(
             axes[r, c].imshow(v[r, 0].numpy(), cmap="gray", vmin=-8, vmax=8)
         for ax in axes[r]:
             ax.set_axis_off()
-    axes[0, 1].set_title("augmented (mirror, rotate, rescale, crop)", fontsize=8, loc="left")
+    axes[0, 1].set_title(
+        "augmented (mirror, rotate, rescale, crop, shift, erase)", fontsize=8, loc="left"
+    )
     fig.tight_layout()
     _save(fig, out)
 

@@ -337,11 +337,18 @@ def bool_flag(name: str, default: bool) -> str:
     return option_flag(name) if not default else "--no-" + name.replace("_", "-")
 
 
-def add_train_options(parser: argparse.ArgumentParser) -> None:
-    """Every field of :class:`TrainConfig` as an option of ``parser``, with its help, check and
-    default. Options left out are ``None`` in the parsed namespace (the field's default then)."""
+#: The options that shape the training augmentation (``augment-preview`` takes them too).
+AUGMENT_OPTIONS = ("augment_strength", "rotation", "rescale", "shift", "erase")
+
+
+def add_train_options(parser: argparse.ArgumentParser, only: tuple[str, ...] = ()) -> None:
+    """Every field of :class:`TrainConfig` (or those named in ``only``) as an option of
+    ``parser``, with its help, check and default. Options left out are ``None`` in the parsed
+    namespace (the field's default then)."""
     groups: dict[str, Any] = {}
     for f in dataclasses.fields(TrainConfig):
+        if only and f.name not in only:
+            continue
         meta = f.metadata
         where = parser
         if meta["group"]:
@@ -373,6 +380,16 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
             metavar=meta["metavar"],
             help=help_text,
         )
+
+
+def augment_config(given: dict[str, Any]):
+    """The augmentation that ``given`` options (``AUGMENT_OPTIONS``, ``None`` for a default)
+    describe, at its full strength."""
+    from .augment import AugmentConfig
+
+    cfg = config_from_options({"data": "", "out": "", **given})
+    full = AugmentConfig.from_ranges(cfg.rotation, cfg.rescale, cfg.shift, cfg.erase)
+    return full.scaled(cfg.augment_strength)
 
 
 def config_from_options(given: dict[str, Any]) -> TrainConfig:
