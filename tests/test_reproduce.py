@@ -370,11 +370,11 @@ def test_help_names_every_experiment_a_user_can_run():
     import argparse
 
     from ferkit.cli import build_parser
-    from ferkit.reproduce.catalogue import FAST_EXPERIMENTS
+    from ferkit.reproduce.catalogue import all_experiments
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     text = sub.choices["reproduce"].description
-    for e in EXPERIMENTS + RECIPES + FAST_EXPERIMENTS:
+    for e in all_experiments():
         assert f" {e.name}," in text or f" {e.name}." in text, e.name
 
 
@@ -407,3 +407,43 @@ def test_a_summary_short_of_its_tests_whose_weights_are_gone_says_so(tmp_path, c
         assert "move it aside" in err
         assert path.read_text() == written  # nothing retrained or rewritten
         assert [r["method"] for r in again["results"]] == ["center"]
+
+
+def test_a_proxy_arm_trains_with_its_levers_and_records_no_test(tmp_path):
+    """The lever study's arms reach `ferkit train` whole, and are judged on validation alone."""
+    import dataclasses
+
+    from ferkit.reproduce import Budget, experiment, run_experiment
+
+    data = write_csv(tmp_path / "f.csv", {"Training": 300, "PublicTest": 3})
+    exp = dataclasses.replace(experiment("bkvgg12-proxy-avg-seed1"), arch="bkstart", epochs=2)
+    summaries = tmp_path / "reproduction"
+    summaries.mkdir()
+    s = run_experiment(exp, str(data), tmp_path / "out", summaries, Budget(epochs=1))
+    assert s["results"] == [] and s["epochs_done"] == 2 and s["table"] == "proxy"
+    for words in ("--mirror alternate", "--ema-start 0.5", "--ema-bn recomputed", "--seed 1"):
+        assert words in s["command"]
+    config = ferkit.load_model(tmp_path / "out" / "runs" / exp.name).meta.config
+    assert config["mirror"] == "alternate" and config["precision"] == "fp32"
+
+
+def test_the_lever_table_judges_each_arm_against_the_base_arms_seed_spread():
+    from ferkit.reproduce.lever_table import lever_section
+
+    def run(arm: str, seed: int, val: float) -> dict:
+        name = f"bkvgg12-proxy-{arm}-seed{seed}"
+        curve = [[5, val - 5, 0.1, 40.0], [10, val, 0.2, 50.0]]
+        return {"experiment": name, "val_acc": val / 100, "train_seconds": 1800, "curve": curve}
+
+    runs = [run("base", 0, 60.0), run("base", 1, 61.0), run("base", 2, 62.0)]
+    runs += [run("aug", 0, 65.0), run("aug", 1, 66.0), run("sgd-lr0.01", 0, 61.5)]
+    text = "\n".join(lever_section({r["experiment"]: r for r in runs}))
+    assert "(2.0 points)" in text  # twice the base's standard deviation (1.0)
+    assert "| base |" in text and "| 3 | 60.0, 61.0, 62.0 | 61.0 +- 1.0 | 56.0 | 0.50 | - |" in text
+    assert (
+        "| 2 | 65.0, 66.0 | 65.5 +- 0.7 | 60.5 | 0.50 | +4.5: beyond the base's seed spread |"
+        in text
+    )
+    assert "| 1 | 61.5 | 61.5 | 56.5 | 0.50 | +0.5: within the base's seed spread |" in text
+    assert "| init |" not in text  # not run: no row
+    assert lever_section({}) == []

@@ -495,7 +495,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _reproduce_args(sp: argparse.ArgumentParser) -> None:
     from .reproduce import EXPERIMENTS, RECIPES
-    from .reproduce.catalogue import FAST_EXPERIMENTS
+    from .reproduce.catalogue import FAST_EXPERIMENTS, PROXY_EXPERIMENTS
 
     fast = dict.fromkeys(e.name for e in FAST_EXPERIMENTS if e.table == "fast")
     sp.description = (
@@ -508,7 +508,8 @@ def _reproduce_args(sp: argparse.ArgumentParser) -> None:
         + ", ".join(fast)
         + ". Recipes for short budgets (run when named): "
         + ", ".join(e.name for e in RECIPES)
-        + "."
+        + ". The lever study's proxy runs (BKVGG12 + SVM, 10 epochs, validation only; run "
+        "when named, with --threads 1): " + ", ".join(e.name for e in PROXY_EXPERIMENTS) + "."
     )
     sp.add_argument("--data", help=DATA_HELP)
     sp.add_argument("--out", help="folder for the runs (figures go beside the summaries)")

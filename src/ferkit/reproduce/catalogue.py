@@ -37,6 +37,7 @@ class Experiment:
     ema: float = 0.0
     head_init: str = "paper"
     seed: int = 0  # train --seed: fast rows are run with several to measure the spread
+    options: tuple[tuple[str, object], ...] = ()  # any other train settings (the lever arms')
     base: str | None = None
     change: str = ""  # what differs from ``base``, in words
 
@@ -342,14 +343,91 @@ PAPER_PARAMS = {
 }
 
 
+#: The lever study (issue: the paper's 71 % in two hours): short proxy runs of BKVGG12 + SVM,
+#: the whole cosine schedule compressed into ``PROXY_EPOCHS``, ranked on validation (centre
+#: crops of the held-out 10 % of Training) and never tested. One thread each, fp32 (faster than
+#: bf16 on CPUs without AMX: ``ferkit benchmark train``), two side by side.
+PROXY_EPOCHS = 10
+PROXY_BASE = "bkvgg12-proxy-base"
+_PROXY_SGD = (("optimizer", "sgd"), ("lr", 0.003), ("weight_decay", 5e-4))
+
+#: Each arm: (name, what it changes against the base, its train settings). The base is the
+#: shipped model's recipe (the fast procedure with half the augmentation) at proxy length.
+PROXY_ARMS: tuple[tuple[str, str, tuple[tuple[str, object], ...]], ...] = (
+    ("base", "the shipped recipe (AdamW lr 0.001 wd 0.05, EMA 0.998, half augmentation)", ()),
+    ("sgd-lr0.01", "SGD + Nesterov, lr 0.01, wd 5e-4", (*_PROXY_SGD, ("lr", 0.01))),
+    ("sgd-lr0.003", "SGD + Nesterov, lr 0.003, wd 5e-4", _PROXY_SGD),
+    ("sgd-lr0.03", "SGD + Nesterov, lr 0.03, wd 5e-4", (*_PROXY_SGD, ("lr", 0.03))),
+    (
+        "avg",
+        "weight average from half-way, its BatchNorm statistics recomputed; alternating mirror",
+        (("ema_start", 0.5), ("ema_bn", "recomputed"), ("mirror", "alternate")),
+    ),
+    (
+        "aug",
+        "mild shaped augmentation at full strength: rotation 10, rescale 0.2, shift 4 px, "
+        "erasing 0.5",
+        (
+            ("augment_strength", 1.0),
+            ("rotation", 10.0),
+            ("rescale", 0.2),
+            ("shift", 4.0),
+            ("erase", 0.5),
+        ),
+    ),
+    (
+        "init",
+        "whitening first layer, identity later convolutions, BatchNorm without scale, shifts at "
+        "4x the rate",
+        (("whiten_init", True), ("dirac_init", True), ("bn_scale", False), ("bn_bias_lr", 4.0)),
+    ),
+)
+PROXY_SEEDS = (0, 1, 2)
+
+
+def _proxy(arm: str, change: str, options: tuple, seed: int) -> Experiment:
+    return dataclasses.replace(
+        FAST_BKVGG12,
+        name=f"bkvgg12-proxy-{arm}-seed{seed}",
+        table="proxy",
+        methods=(),
+        epochs=PROXY_EPOCHS,
+        augment_strength=0.5,
+        seed=seed,
+        base=PROXY_BASE,
+        change=change,
+        options=(("precision", "fp32"), *options),
+    )
+
+
+PROXY_EXPERIMENTS: tuple[Experiment, ...] = tuple(
+    _proxy(arm, change, options, seed)
+    for arm, change, options in PROXY_ARMS
+    for seed in PROXY_SEEDS
+)
+
+
+def proxy_arm(exp: Experiment) -> str:
+    """The arm a proxy run belongs to: its name without the seed."""
+    return exp.name.rsplit("-seed", 1)[0]
+
+
 def recorded_tests(exp: Experiment) -> tuple[str, ...]:
-    """Every test an experiment's summary records: the cheap ones, then its table's."""
+    """Every test an experiment's summary records: the cheap ones, then its table's (none for
+    a proxy run, which is judged on validation alone)."""
+    if exp.table == "proxy":
+        return ()
     return tuple(dict.fromkeys(CHEAP_METHODS + exp.methods))
 
 
+def all_experiments() -> tuple[Experiment, ...]:
+    """Every experiment ``ferkit reproduce --experiments`` knows."""
+    return EXPERIMENTS + RECIPES + FAST_EXPERIMENTS + PROXY_EXPERIMENTS
+
+
 def experiment(name: str) -> Experiment:
-    for e in EXPERIMENTS + RECIPES + FAST_EXPERIMENTS:
+    for e in all_experiments():
         if e.name == name:
             return e
-    known = ", ".join(dict.fromkeys(e.name for e in EXPERIMENTS + RECIPES + FAST_EXPERIMENTS))
+    known = ", ".join(dict.fromkeys(e.name for e in all_experiments()))
     raise ValueError(f"unknown experiment {name!r} (known: {known})")

@@ -24,6 +24,7 @@ from .catalogue import (
     Claim,
     recorded_tests,
 )
+from .lever_table import lever_section
 
 #: The pictures' folder, inside the summaries folder (committed with them).
 FIGURES = "figures"
@@ -97,14 +98,17 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
                 f"{_fmt(_acc(s, 'PrivateTest', method))} | {s['epochs_done']} | "
                 f"{s['train_seconds'] / 60:.0f} min | {s['machine']} |"
             )
+    proxies = [s for s in summaries if s.get("table") == "proxy"]
+    summaries = [s for s in summaries if s.get("table") != "proxy"]  # their own section only
     lines += _all_tests_section(summaries)
     lines += _by_view_section(summaries)
     lines += _shortfalls(summaries)
     lines += _recipe_section(by_name)
     lines += _fast_section(by_name, figures)
     lines += _curve_section(summaries, figures)
+    lines += lever_section(by_name)
     lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
-    lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries]
+    lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries + proxies]
     shipped = by_name.get(SHIPPED)
     lines += [
         "",
@@ -512,6 +516,7 @@ def write_summary_figures(summaries_dir: Path) -> None:
     if shipped is not None:
         result = EvalResult(**_table_ix_result(shipped))
         confusion_matrices([result], figs / "table9-confusion.png")
+    summaries = [s for s in summaries if s.get("table") != "proxy"]  # the lever table's
     if any(s.get("curve") for s in summaries):
         validation_curves(summaries, figs / CURVES_FIGURE)
     rows = row_figures({s["experiment"]: s for s in summaries})

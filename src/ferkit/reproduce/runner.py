@@ -80,11 +80,13 @@ def run_experiment(
         **{k: getattr(exp, k) for k in sorted(trained - set(own))},
         **{k: getattr(budget, k) for k in own},
     )
+    cfg = dataclasses.replace(cfg, **dict(exp.options))
     command = command_line(cfg)
     t0 = time.perf_counter()
     if folder.checkpoint.exists():
         stored = folder.config()
         stored.epochs, stored.data, stored.out = budget.epochs, str(data), str(run)
+        command = command_line(stored)  # what trained it, as it began
         result = train(stored, resume=True)
     else:
         result = train(cfg)
