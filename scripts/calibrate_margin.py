@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ferkit.batch import read_labels
-from ferkit.predict import Recognizer, crop_face
+from ferkit.predict.files import read_labels
+from ferkit.predict.recognizer import Recognizer, crop_face
 
 
 def fer_framing(data: str, n: int, upscale: int = 4) -> dict:
@@ -27,8 +27,8 @@ def fer_framing(data: str, n: int, upscale: int = 4) -> dict:
     import cv2
     from PIL import Image
 
-    from ferkit.data import load_fer2013
-    from ferkit.detect import HaarDetector
+    from ferkit.data.fer2013 import load_fer2013
+    from ferkit.predict.detect import HaarDetector
 
     images = load_fer2013(data).split("Training").images[:n]
     det = HaarDetector(pad=0.0)

@@ -33,9 +33,9 @@ def main() -> int:
     import cv2
     from PIL import Image
 
-    from ferkit.batch import predict_paths
-    from ferkit.predict import Recognizer
-    from ferkit.ray_engine import VIDEO_CHUNK, RecognizerSpec, predict_paths_ray, stop_ray
+    from ferkit.predict.files import predict_paths
+    from ferkit.predict.ray_engine import VIDEO_CHUNK, RecognizerSpec, predict_paths_ray, stop_ray
+    from ferkit.predict.recognizer import Recognizer
 
     face = Image.open(files("skimage") / "data" / "astronaut.png").convert("RGB")
     face = np.asarray(face.resize((120, 120)))[..., ::-1]

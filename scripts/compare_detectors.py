@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from ferkit.detect import HaarDetector, create_detector
 from ferkit.images import load_image, to_grey
+from ferkit.predict.detect import HaarDetector, create_detector
 
 CONFIGS = {
     "haar-default (no rescale/pad)": dict(min_side=0, pad=0.0),

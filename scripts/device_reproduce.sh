@@ -22,7 +22,7 @@ work=/tmp/ferkit-repro
 mkdir -p "$out" "$work"
 export PYTHONPATH="$PWD/src" PYTHONUNBUFFERED=1 FERKIT_CACHE=/tmp/ferkit-cache MPLBACKEND=Agg
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-timeout "$seconds" python3 -m ferkit.cli reproduce --data "$data" --out "$work" \
+timeout "$seconds" python3 -m ferkit.cli.main reproduce --data "$data" --out "$work" \
     --experiments "$@" --epochs "$epochs" \
     --summaries "$work/summaries" --report "$work/REPRODUCTION.md" 2>&1 | tee "$work/log.txt"
 for run in "$work"/runs/*/; do
@@ -30,7 +30,7 @@ for run in "$work"/runs/*/; do
     [ -f "$run/model.safetensors" ] || continue
     if [ -f "$work/summaries/$name.json" ]; then
         # fp16 only if Eval2 moves by <= 0.1 point (fp32 is over the 16 MiB a file may have)
-        python3 -m ferkit.cli export --model "$run" --dtype fp16 \
+        python3 -m ferkit.cli.main export --model "$run" --dtype fp16 \
             --summary "$work/summaries/$name.json" --verify-data "$data" --method eval2 \
             --out "$out/$name.fp16.safetensors" 2>&1 | tee -a "$work/log.txt"
     else  # cut short by the time limit: bring the run back in parts, to resume elsewhere

@@ -29,11 +29,11 @@ def main() -> int:
     p.add_argument("--data", required=True, help="FER-2013 file: its Training split's prior")
     args = p.parse_args()
 
-    from ferkit.batch import iter_inputs, read_labels
-    from ferkit.data import load_fer2013
+    from ferkit.data.fer2013 import load_fer2013
+    from ferkit.fermodel.temperature import logits
     from ferkit.labels import LABELS
-    from ferkit.predict import Recognizer
-    from ferkit.temperature import logits
+    from ferkit.predict.files import iter_inputs, read_labels
+    from ferkit.predict.recognizer import Recognizer
 
     rec = Recognizer(args.model)
     t = rec.model.meta.temperature

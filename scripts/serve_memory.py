@@ -53,7 +53,7 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "ferkit.cli", "serve", "--port", str(port), "--quiet"]
+    cmd = [sys.executable, "-m", "ferkit.cli.main", "serve", "--port", str(port), "--quiet"]
     cmd += ["--model", args.model] if args.model else []
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ferkit.cli import main
+from ferkit.cli.main import main
 
 
 @dataclass
@@ -45,7 +45,7 @@ def run_cli(*args: str) -> Ran:
 
 def ferkit_cmd(*args: str) -> list[str]:
     """The command line of ``ferkit ARGS`` in a new process."""
-    return [sys.executable, "-m", "ferkit.cli", *args]
+    return [sys.executable, "-m", "ferkit.cli.main", *args]
 
 
 def run_cli_process(*args: str, **kw) -> subprocess.CompletedProcess:

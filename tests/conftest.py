@@ -39,7 +39,7 @@ def real_fer() -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(small_csv, tmp_path_factory) -> Path:
     """A one-epoch BKStart run on the synthetic data (a real model file, quickly)."""
-    from ferkit.train import train
+    from ferkit.training.loop import train
 
     out = tmp_path_factory.mktemp("run") / "bkstart"
     train(tiny_config(small_csv, out, epochs=1, lr=0.0005, val_split=None, threads=2))

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ferkit.annotate import _PAD, _panel_font, annotate, place_panel
-from ferkit.detect import Box
 from ferkit.labels import LABELS
-from ferkit.predict import Face
+from ferkit.predict.annotate import _PAD, _panel_font, annotate, place_panel
+from ferkit.predict.detect import Box
+from ferkit.predict.recognizer import Face
 
 
 def _inside(p, w, h) -> bool:

@@ -6,7 +6,7 @@ import pytest
 from cli_run import run_cli, run_cli_process
 from synth import write_csv, write_folder
 
-from ferkit.cli import command_names, main
+from ferkit.cli.main import command_names, main
 
 
 def test_models_json(capsys):
@@ -110,7 +110,7 @@ def test_every_command_has_help(cmd):
     r = run_cli(cmd, "--help")
     assert r.returncode == 0 and f"usage: ferkit {cmd}" in r.stdout and len(r.stdout) > 150
     # every option says what it does
-    from ferkit.cli import build_parser
+    from ferkit.cli.main import build_parser
 
     sub = build_parser()._subparsers._group_actions[0].choices[cmd]
     silent = [a.dest for a in sub._actions if a.help is None and a.dest != "help"]
@@ -150,7 +150,9 @@ def test_benchmark_train_counts_only_the_timed_steps(capsys, monkeypatch):
     # 3 timed steps of 8 images between two readings 0.5 s apart; the 2 warm-up steps not counted
     assert r["plain_fp32_images_per_s"] == r["ferkit_images_per_s"] == 48.0
     assert r["fast_procedure_images_per_s"] == 48.0 and r["fast_procedure_step_cost"] == 1.0
+    assert r["fast_procedure_fp32_images_per_s"] == 48.0
     assert r["speedup"] == 1.0 and r["batch_size"] == 8
+    assert "fast_procedure_fp32_compiled_images_per_s" not in r  # only with --compile
 
 
 def test_benchmark_evaluate_counts_views(capsys, monkeypatch):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferkit.cli import command_names
+from ferkit.cli.main import command_names
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = (ROOT / "docs" / "CONTRACT.md").read_text()
@@ -19,7 +19,7 @@ def test_every_command_is_in_the_contract(command):
 
 
 def test_run_files_checkpoint_and_metrics_keys_are_in_the_contract():
-    from ferkit.run_folder import CHECKPOINT_KEYS, RUN_FILES, EpochMetrics
+    from ferkit.training.run_folder import CHECKPOINT_KEYS, RUN_FILES, EpochMetrics
 
     for name in RUN_FILES:
         assert f"`RUN/{name}`" in CONTRACT, name
@@ -30,7 +30,7 @@ def test_run_files_checkpoint_and_metrics_keys_are_in_the_contract():
 
 
 def test_every_fast_procedure_option_is_in_the_contract():
-    from ferkit.cli import build_parser
+    from ferkit.cli.main import build_parser
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     options = {o for a in train._actions for o in a.option_strings if o.startswith("--")}

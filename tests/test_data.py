@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from synth import csv_rows, synth_faces, write_csv, write_folder
 
-from ferkit.data import DataError, load_fer2013
+from ferkit.data.fer2013 import DataError, load_fer2013
 
 HEADER = "emotion,pixels,Usage"
 
@@ -47,7 +47,7 @@ def test_gzip_and_crlf_and_quotes(tmp_path):
 def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     p = write_csv(tmp_path / "c.csv", {"Training": 7})
     first = load_fer2013(p)
-    import ferkit.data as data
+    import ferkit.data.fer2013 as data
 
     monkeypatch.setattr(data, "_read_csv", lambda *a, **k: pytest.fail("cache not used"))
     again = load_fer2013(p)
@@ -176,7 +176,7 @@ def test_real_dev_file(real_fer):
 
 @pytest.mark.parametrize("name", ["copy.npz", "copy.npz.xz"])
 def test_compact_copy_round_trip(tmp_path, name):
-    from ferkit.data import save_compact
+    from ferkit.data.fer2013 import save_compact
 
     src = load_fer2013(write_csv(tmp_path / "a.csv", {"Training": 21, "PublicTest": 7}))
     back = load_fer2013(save_compact(src, tmp_path / name), cache=False)
@@ -187,7 +187,7 @@ def test_compact_copy_round_trip(tmp_path, name):
 
 
 def test_compact_copy_bad_files(tmp_path):
-    from ferkit.data import save_compact
+    from ferkit.data.fer2013 import save_compact
 
     ds = load_fer2013(write_csv(tmp_path / "a.csv", {"Training": 7}))
     with pytest.raises(ValueError, match="ends in .npz or .npz.xz"):

@@ -8,8 +8,8 @@ from safetensors.torch import load_file, save_file
 from synth import write_csv
 
 import ferkit
-from ferkit.data import DataError, FerDataset, Split
-from ferkit.evaluate import confusion_matrix, evaluate, result_from_predictions
+from ferkit.data.fer2013 import DataError, FerDataset, Split
+from ferkit.evaluation.evaluate import confusion_matrix, evaluate, result_from_predictions
 
 
 def test_confusion_and_per_class_accuracy():
@@ -78,7 +78,7 @@ def test_evaluate_writes_reports(tiny_run, tmp_path):
 
 def test_evaluate_api_matches_accuracy_by_hand(tiny_run, small_csv):
     model = ferkit.load_model(tiny_run)
-    data = ferkit.data.load_fer2013(small_csv)
+    data = ferkit.data.fer2013.load_fer2013(small_csv)
     (res,) = evaluate(model, data, ["PublicTest"], ["center"], progress=False)
     # by hand, not through model.score: both preprocessing steps, the centre 42x42, the network
     faces = data.splits["PublicTest"].images.astype(np.float64)
@@ -99,11 +99,11 @@ class _Interrupt(Exception):
 def test_interrupted_evaluation_resumes_where_it_stopped(
     tiny_run, small_csv, tmp_path, monkeypatch
 ):
-    from ferkit import evaluate as ev
+    from ferkit.evaluation import evaluate as ev
 
     monkeypatch.setattr(ev, "RESUME_SLICE", 16)  # 70 PublicTest faces: 5 slices
     model = ferkit.load_model(tiny_run)
-    data = ferkit.data.load_fer2013(small_csv)
+    data = ferkit.data.fer2013.load_fer2013(small_csv)
     plain = evaluate(model, data, ["PublicTest"], ["eval1"], progress=False)
     scored, real_score = [], model.score
 
@@ -133,7 +133,7 @@ def test_interrupted_evaluation_resumes_where_it_stopped(
 
 def test_damaged_saved_scores_are_recomputed(tiny_run, small_csv, tmp_path):
     model = ferkit.load_model(tiny_run)
-    data = ferkit.data.load_fer2013(small_csv)
+    data = ferkit.data.fer2013.load_fer2013(small_csv)
     (tmp_path / "scores-PublicTest-center.npz").write_bytes(b"PK\x03\x04 not a zip")
     kw = dict(progress=False, resume_dir=tmp_path, model_id="m")
     (res,) = evaluate(model, data, ["PublicTest"], ["center"], **kw)
@@ -144,7 +144,7 @@ def test_damaged_saved_scores_are_recomputed(tiny_run, small_csv, tmp_path):
 
 
 def test_cli_resume_keeps_scores_tied_to_the_weights(tiny_run, small_csv, tmp_path):
-    from ferkit.checkpoint import file_sha256
+    from ferkit.fermodel.files import file_sha256
 
     args = ["evaluate", "--model", str(tiny_run), "--data", str(small_csv), "--json"]
     args += ["--split", "PublicTest", "--method", "eval1", "--resume", str(tmp_path / "p")]
@@ -157,7 +157,7 @@ def test_cli_resume_keeps_scores_tied_to_the_weights(tiny_run, small_csv, tmp_pa
     saved = tmp_path / "p" / "scores-PublicTest-eval1.npz"
     with np.load(saved) as z:
         fields = dict(z)
-    truth = ferkit.data.load_fer2013(small_csv).splits["PublicTest"].labels
+    truth = ferkit.data.fer2013.load_fer2013(small_csv).splits["PublicTest"].labels
     fields["scores"] = np.eye(7, dtype=fields["scores"].dtype)[truth]
     np.savez(saved, **fields)
     assert json.loads(first.stdout)["results"][0]["accuracy"] < 1.0
@@ -175,7 +175,7 @@ def test_cli_resume_keeps_scores_tied_to_the_weights(tiny_run, small_csv, tmp_pa
 def test_warns_when_split_was_the_validation_split(tiny_run, small_csv, tmp_path):
     model = ferkit.load_model(tiny_run)
     model.meta.config["val_split"] = "PublicTest"
-    data = ferkit.data.load_fer2013(small_csv)
+    data = ferkit.data.fer2013.load_fer2013(small_csv)
     with pytest.warns(UserWarning, match="validated .* on PublicTest"):
         evaluate(model, data, ["PublicTest"], ["center"], progress=False)
 
@@ -220,9 +220,9 @@ def test_empty_split_is_an_error(tiny_run):
 
 
 def test_no_shipped_model_yet_is_a_clear_error(small_csv, monkeypatch, capsys):
-    from ferkit.cli import main
+    from ferkit.cli.main import main
 
-    monkeypatch.setattr(ferkit.checkpoint, "shipped_model_path", lambda: None)
+    monkeypatch.setattr(ferkit.fermodel.files, "shipped_model_path", lambda: None)
     assert main(["evaluate", "--data", str(small_csv)]) == 1
     assert "ships no trained model" in capsys.readouterr().err
 
@@ -230,7 +230,7 @@ def test_no_shipped_model_yet_is_a_clear_error(small_csv, monkeypatch, capsys):
 def test_by_view_breaks_eval2_down_at_no_cost_to_its_figures(tiny_run, tmp_path):
     model = ferkit.load_model(tiny_run)
     few = write_csv(tmp_path / "few.csv", {"Training": 7, "PublicTest": 9})
-    data = ferkit.data.load_fer2013(few)
+    data = ferkit.data.fer2013.load_fer2013(few)
     (plain,) = evaluate(model, data, ["PublicTest"], ["eval2"], progress=False)
     for kw in ({}, {"resume_dir": tmp_path / "partial", "model_id": "sha"}):
         (res,) = evaluate(
@@ -270,7 +270,7 @@ def test_precision_is_used_recorded_and_keeps_saved_scores_apart(
     from ferkit import device
 
     model = ferkit.load_model(tiny_run)
-    data = ferkit.data.load_fer2013(small_csv)
+    data = ferkit.data.fer2013.load_fer2013(small_csv)
     seen = []  # what the network computed in, as autocast sets it
     model.net.register_forward_hook(
         lambda *_: seen.append(

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 import ferkit
-from ferkit.cli import main
+from ferkit.cli.main import main
 
 
 def test_fp16_export_is_half_the_size_and_loads(tiny_run, small_csv, tmp_path):
@@ -73,7 +73,7 @@ def test_card_takes_a_reproduce_summary(tiny_run, tmp_path):
 
 
 def test_fp16_export_refused_over_tolerance(tiny_run, small_csv, tmp_path, monkeypatch):
-    import ferkit.export as ex
+    import ferkit.export.workflows as ex
 
     monkeypatch.setattr(
         ex, "_compare", lambda *a: ex.PrecisionCheck("PublicTest", "center", "fp16", 0.70, 0.69)
@@ -142,8 +142,8 @@ def test_wheel_ships_the_model_and_the_page(tiny_run, tmp_path):
 
 
 def test_fp16_check_reuses_fp32_figures_of_the_same_weights_only(tiny_run, small_csv, tmp_path):
-    from ferkit.checkpoint import file_sha256
-    from ferkit.export import export_model
+    from ferkit.export.workflows import export_model
+    from ferkit.fermodel.files import file_sha256
 
     sentinel = {"split": "PublicTest", "method": "center", "accuracy": 0.123, "precision": "fp32"}
     same = {"model_sha256": file_sha256(tiny_run / "model.safetensors"), "results": [sentinel]}
@@ -169,10 +169,10 @@ def test_fp16_check_reuses_fp32_figures_of_the_same_weights_only(tiny_run, small
 
 
 def test_precision_checks_compute_in_fp32_on_a_bf16_cpu(tiny_run, small_csv, monkeypatch):
-    import ferkit.evaluate as ev
+    import ferkit.evaluation.evaluate as ev
     from ferkit import device
-    from ferkit.data import load_fer2013
-    from ferkit.export import check_precision
+    from ferkit.data.fer2013 import load_fer2013
+    from ferkit.export.workflows import check_precision
 
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)  # auto would be bf16
     asked, real = [], ev.evaluate
@@ -185,7 +185,7 @@ def test_precision_checks_compute_in_fp32_on_a_bf16_cpu(tiny_run, small_csv, mon
 
 
 def test_card_says_which_procedure_trained_the_weights(tiny_run, tmp_path):
-    from ferkit.export import export_model, training_procedure
+    from ferkit.export.workflows import export_model, training_procedure
 
     assert training_procedure(ferkit.load_model(tiny_run).meta.config).startswith("the paper's")
     fast = {"norm_layers": "bn", "optimizer": "adamw", "lr": 0.001, "weight_decay": 0.05}
@@ -205,7 +205,7 @@ def test_reexporting_fp16_weights_keeps_their_check_and_fits_a_missing_temperatu
     made at its first export stays on the card, and a file without a temperature gets one."""
     from safetensors.torch import load_file, save_file
 
-    from ferkit.export import export_model, stored_in_fp16
+    from ferkit.export.workflows import export_model, stored_in_fp16
 
     first = tmp_path / "first.safetensors"
     check = export_model(tiny_run, first, verify_data=str(small_csv), tolerance_points=100.0)

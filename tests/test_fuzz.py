@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from synth import csv_rows, synth_faces
 
-from ferkit.data import DataError, load_fer2013
+from ferkit.data.fer2013 import DataError, load_fer2013
 from ferkit.images import ImageError, load_image
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")

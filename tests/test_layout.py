@@ -8,51 +8,24 @@ import ferkit
 
 ROOT = Path(ferkit.__file__).parent
 
-#: Each module's layer, lowest first. A new module must be placed here.
+#: Each top-level package (a folder) or foundation module, and its layer, lowest first: a
+#: module's layer is its folder's. A new folder or top-level module must be placed here.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        [
-            "labels",
-            "atomic",
-            "argtypes",
-            "device",
-            "images",
-            "detect",
-            "losses",
-            "geometry",
-            "models",
-            "models.bk",
-            "models.norm",
-            "models.registry",
-        ],
-        0,
+        ["labels", "atomic", "argtypes", "device", "images", "geometry", "losses", "figures"], 0
     ),
-    **dict.fromkeys(
-        ["preprocess", "views", "augment", "data", "temperature", "figures", "train_config"], 1
-    ),
-    **dict.fromkeys(["model", "quantize", "checkpoint", "onnx_model", "run_folder"], 2),
-    **dict.fromkeys(
-        [
-            "predict",
-            "annotate",
-            "evaluate",
-            "train",
-            "export",
-            "batch",
-            "ray_engine",
-            "reproduce",
-            "reproduce.catalogue",
-            "reproduce.runner",
-            "reproduce.report",
-            "benchmark",
-            "serve",
-            "serve.batcher",
-            "serve.app",
-        ],
-        3,
-    ),
-    **dict.fromkeys(["cli", ""], 4),  # "" is the package itself (ferkit/__init__.py)
+    **dict.fromkeys(["models", "data"], 1),
+    "fermodel": 2,
+    **dict.fromkeys(["training", "evaluation"], 3),
+    **dict.fromkeys(["predict", "export"], 4),
+    **dict.fromkeys(["serve", "reproduce", "benchmark"], 5),
+    **dict.fromkeys(["cli", ""], 6),  # "" is the package itself (ferkit/__init__.py)
 }
+
+
+def layer(module: str) -> int:
+    """The layer of a module: that of its top-level package or its own."""
+    return LAYERS[module.split(".")[0]]
 
 
 def _name(path: Path) -> str:
@@ -87,16 +60,16 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
 
 
 def test_every_module_has_a_layer():
-    assert set(import_graph()) == set(LAYERS)
+    assert {m.split(".")[0] for m in import_graph()} == set(LAYERS)
 
 
 def test_no_upward_import():
     up = [
-        f"{m or 'ferkit'} (layer {LAYERS[m]}) imports {d or 'ferkit'} (layer {LAYERS[d]})"
+        f"{m or 'ferkit'} (layer {layer(m)}) imports {d or 'ferkit'} (layer {layer(d)})"
         for m, deps in import_graph().items()
         for d in deps
         # the package root is imported first anyway; modules take only __version__ from it
-        if d and LAYERS[d] > LAYERS[m]
+        if d and layer(d) > layer(m)
     ]
     assert not up, up
 
@@ -118,3 +91,26 @@ def test_no_import_loop():
         if m not in state:
             visit(m, [])
     assert not loops, loops
+
+
+def test_the_command_line_and_every_help_answer_without_torch_or_numpy():
+    """`ferkit --help` and `ferkit COMMAND --help` are instant: nothing heavy is imported."""
+    import subprocess
+    import sys
+
+    from ferkit.cli.main import command_names
+
+    code = (
+        "import sys\n"
+        "from ferkit.cli.main import main\n"
+        "for argv in [['--help']] + [[c, '--help'] for c in sys.argv[1:]]:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'numpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *command_names()], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines()[-1] == "HEAVY []"

@@ -4,18 +4,18 @@ help says, is refused where it would do nothing, and is recorded on the model ca
 import pytest
 import torch
 
-from ferkit.augment import (
+from ferkit.data.augment import (
     AugmentConfig,
     alternating_mirror,
     augment,
     ramped_strength,
     random_erase,
 )
-from ferkit.averaging import decay_at, recompute_batchnorm, update_ema
 from ferkit.models import create_model
 from ferkit.models.init import dirac_init, whiten_first_conv
 from ferkit.models.norm import batchnorms, with_batchnorm
-from ferkit.train import TrainConfig, make_optimizer
+from ferkit.training.averaging import decay_at, recompute_batchnorm, update_ema
+from ferkit.training.loop import TrainConfig, make_optimizer
 
 
 def _flat(n: int = 64) -> torch.Tensor:
@@ -144,7 +144,7 @@ def test_a_lever_that_would_do_nothing_is_refused(changes, flag):
 
 def test_the_card_records_every_lever(tiny_run):
     import ferkit
-    from ferkit.export import build_card, training_procedure
+    from ferkit.export.workflows import build_card, training_procedure
 
     model = ferkit.load_model(tiny_run)
     model.meta.config.update(mirror="alternate", whiten_init=True, erase=0.25, bn_bias_lr=4.0)
@@ -157,8 +157,8 @@ def test_the_card_records_every_lever(tiny_run):
 
 
 def test_augment_preview_draws_the_augmentation_train_would_use():
-    from ferkit.cli import build_parser
-    from ferkit.train_config import augment_config
+    from ferkit.cli.main import build_parser
+    from ferkit.training.config import augment_config
 
     args = build_parser().parse_args(
         ["augment-preview", "--data", "d", "--out", "o.png", "--rotation", "10", "--erase", "0.5"]

@@ -10,7 +10,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import ferkit
-from ferkit.checkpoint import ModelFileError
+from ferkit.fermodel.files import ModelFileError
 
 
 def _crafted(tiny_run, tmp_path, meta_change=None, tensor_change=None):

@@ -5,12 +5,12 @@ import torch
 from synth import tiny_config
 
 import ferkit
-from ferkit.averaging import ema_decay, update_ema
-from ferkit.checkpoint import load_model
+from ferkit.fermodel.files import load_model
 from ferkit.models import create_model, list_models
 from ferkit.models.norm import fold_batchnorm, with_batchnorm
-from ferkit.run_folder import load_checkpoint
-from ferkit.train import train
+from ferkit.training.averaging import ema_decay, update_ema
+from ferkit.training.loop import train
+from ferkit.training.run_folder import load_checkpoint
 
 
 def _trained_looking(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -125,7 +125,7 @@ def test_fast_procedure_saves_the_papers_network_and_resumes_bit_exact(
 
     # a kill at the first step of epoch 2, then --resume: the same unfolded state as the
     # straight run (schedules, ramps and the average's start count the run's total epochs)
-    import ferkit.train as tr
+    import ferkit.training.loop as tr
 
     real_step, calls = tr.train_step, []
     per_epoch = 630 // 64  # 700 synthetic Training faces, 10 % held out, batch 64

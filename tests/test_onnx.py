@@ -13,17 +13,17 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 import ferkit  # noqa: E402
-from ferkit.checkpoint import ModelFileError  # noqa: E402
-from ferkit.model import FerModel, ModelMeta  # noqa: E402
-from ferkit.models import create_model, list_models  # noqa: E402
-from ferkit.onnx_model import (  # noqa: E402
+from ferkit.data.preprocess import Normalizer  # noqa: E402
+from ferkit.fermodel.files import ModelFileError  # noqa: E402
+from ferkit.fermodel.model import FerModel, ModelMeta  # noqa: E402
+from ferkit.fermodel.onnx import (  # noqa: E402
     MAX_SCORE_DIFFERENCE,
     check_parity,
     load_onnx,
     load_with_backend,
     save_onnx,
 )
-from ferkit.preprocess import Normalizer  # noqa: E402
+from ferkit.models import create_model, list_models  # noqa: E402
 
 
 def _model(arch: str, loss: str = "svm") -> FerModel:

@@ -12,9 +12,9 @@ from cli_run import run_cli, run_cli_process
 from PIL import Image
 
 import ferkit
-from ferkit.detect import Box
 from ferkit.images import ImageError, load_image
-from ferkit.predict import crop_face
+from ferkit.predict.detect import Box
+from ferkit.predict.recognizer import crop_face
 
 pytest.importorskip("cv2")
 
@@ -257,7 +257,7 @@ def test_bytes_that_are_not_an_image():
 
 
 def test_mirrored_search_maps_boxes_back(astronaut):
-    from ferkit.detect import HaarDetector, create_detector, list_detectors
+    from ferkit.predict.detect import HaarDetector, create_detector, list_detectors
 
     grey = np.asarray(Image.fromarray(astronaut).convert("L"))
     plain = HaarDetector().detect(np.ascontiguousarray(grey[:, ::-1]))[0]
@@ -319,7 +319,7 @@ def test_grey_loading_gives_the_rgb_paths_pixels(astronaut, mode, fmt, orientati
 
 
 def test_summary_counts_per_true_label_and_missing_faces():
-    from ferkit.batch import BatchSummary
+    from ferkit.predict.files import BatchSummary
 
     s = BatchSummary(files=4, with_face=3)
     for truth, pred in [("happy", "happy"), ("happy", "sad"), ("sad", None), ("angry", "angry")]:
@@ -331,13 +331,13 @@ def test_summary_counts_per_true_label_and_missing_faces():
     assert d["confusion"]["sad"] == {"none": 1}
 
 
-@pytest.mark.skipif(ferkit.checkpoint.shipped_model_path() is None, reason="no shipped model")
+@pytest.mark.skipif(ferkit.fermodel.files.shipped_model_path() is None, reason="no shipped model")
 def test_shipped_model_is_the_default(photo):
     r = run_cli("predict", str(photo), "--json")
     assert r.returncode == 0, r.stderr
     (row,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert row["label"] in ferkit.LABELS and sum(row["probabilities"].values()) == pytest.approx(1)
-    shipped = ferkit.Recognizer(ferkit.checkpoint.shipped_model_path()).predict(str(photo))
+    shipped = ferkit.Recognizer(ferkit.fermodel.files.shipped_model_path()).predict(str(photo))
     assert row["label"] == shipped[0].label
     assert row["scores"] == pytest.approx(shipped[0].to_dict()["scores"], abs=1e-4)
 
@@ -406,7 +406,7 @@ sys.modules["cv2"] = _package
 
 _TWO_THREADS = """
 import threading
-from ferkit.detect import opencv
+from ferkit.predict.detect import opencv
 got, errors = [], []
 def first_use():
     try:

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from ferkit.preprocess import IMAGE_STD, Normalizer, standardize_images
+from ferkit.data.preprocess import IMAGE_STD, Normalizer, standardize_images
 
 
 def test_per_image_standardisation():

@@ -9,13 +9,19 @@ import pytest
 import torch
 from synth import synth_faces
 
-import ferkit.quantize as fq
-from ferkit.checkpoint import CALIBRATION_FORMAT, ModelFileError, load_model, meta_dict, save_model
-from ferkit.cli import main
-from ferkit.model import FerModel, ModelMeta
+import ferkit.fermodel.int8 as fq
+from ferkit.cli.main import main
+from ferkit.data.preprocess import Normalizer
+from ferkit.fermodel.files import (
+    CALIBRATION_FORMAT,
+    ModelFileError,
+    load_model,
+    meta_dict,
+    save_model,
+)
+from ferkit.fermodel.model import FerModel, ModelMeta
 from ferkit.models import create_model, list_models
-from ferkit.predict import Recognizer
-from ferkit.preprocess import Normalizer
+from ferkit.predict.recognizer import Recognizer
 
 
 @pytest.fixture
@@ -52,8 +58,8 @@ def test_quantize_command_writes_a_calibration_that_int8_loads(run, small_csv, c
 
     fp32, int8 = load_model(run), load_model(run, int8=True)
     # the recorded check is what the two models really score, not a figure that passes
-    from ferkit.data import load_fer2013
-    from ferkit.evaluate import evaluate
+    from ferkit.data.fer2013 import load_fer2013
+    from ferkit.evaluation.evaluate import evaluate
 
     data = load_fer2013(small_csv)
     for precision, model in (("fp32", fp32), ("int8", int8)):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ferkit.batch import iter_frames, predict_paths
-from ferkit.cli import main
-from ferkit.predict import Recognizer
+from ferkit.cli.main import main
+from ferkit.predict.files import iter_frames, predict_paths
+from ferkit.predict.recognizer import Recognizer
 
 SKIMAGE = files("skimage") / "data"
 PHOTOS = 200
@@ -21,7 +21,7 @@ PHOTOS = 200
 @pytest.fixture(scope="module")
 def ray_cluster():
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'ferkit[ray]')")
-    from ferkit.ray_engine import start_ray, stop_ray
+    from ferkit.predict.ray_engine import start_ray, stop_ray
 
     start_ray(cpus=2)
     yield
@@ -58,12 +58,14 @@ def inputs(tmp_path_factory):
 
 #: The centre crop only: the engines' records are compared, not the views (10x less network time).
 VIEWS = "center"
+#: fp32 on both sides: bf16 autocast rounds differently with the workers' thread counts.
+SAME = dict(views=VIEWS, precision="fp32")
 
 
 def _local(model, paths, **kw) -> list[dict]:
     out: list[dict] = []
     predict_paths(
-        Recognizer(model, views=VIEWS), [str(p) for p in paths], as_json=True, progress=False,
+        Recognizer(model, **SAME), [str(p) for p in paths], as_json=True, progress=False,
         emit=lambda line: out.append(json.loads(line)), **kw,
     )  # fmt: skip
     return out
@@ -81,7 +83,7 @@ def _same(a: list[dict], b: list[dict]) -> None:
 
 
 def test_same_records_as_the_local_path(ray_cluster, inputs, tiny_run, capsys):
-    from ferkit.ray_engine import RecognizerSpec, predict_paths_ray
+    from ferkit.predict.ray_engine import RecognizerSpec, predict_paths_ray
 
     local = _local(tiny_run, [inputs])
     capsys.readouterr()
@@ -89,7 +91,7 @@ def test_same_records_as_the_local_path(ray_cluster, inputs, tiny_run, capsys):
     got: list[dict] = []
     summary = predict_paths_ray(
         [str(inputs)],
-        RecognizerSpec(model=str(tiny_run), views=VIEWS),
+        RecognizerSpec(model=str(tiny_run), **SAME),
         workers=2,
         video_chunk=16,  # the 60-frame video as 4 frame ranges, spread over both workers
         emit=lambda line: got.append(json.loads(line)),
@@ -104,7 +106,7 @@ def test_same_records_as_the_local_path(ray_cluster, inputs, tiny_run, capsys):
 
 
 def test_a_video_split_into_ranges_gives_the_frames_of_one_pass(ray_cluster, inputs, tiny_run):
-    from ferkit.ray_engine import RecognizerSpec, predict_paths_ray
+    from ferkit.predict.ray_engine import RecognizerSpec, predict_paths_ray
 
     video = inputs / "clip.mp4"
     assert [k for k, _ in iter_frames(str(video), 40, 45)] == [40, 41, 42, 43, 44]
@@ -112,7 +114,7 @@ def test_a_video_split_into_ranges_gives_the_frames_of_one_pass(ray_cluster, inp
     got: list[dict] = []
     predict_paths_ray(
         [str(video)],
-        RecognizerSpec(model=str(tiny_run), views=VIEWS, every=3),
+        RecognizerSpec(model=str(tiny_run), every=3, **SAME),
         workers=2,
         video_chunk=7,  # ranges that do not line up with every 3rd frame
         emit=lambda line: got.append(json.loads(line)),
@@ -126,6 +128,7 @@ def test_records_files_jsonl_and_parquet(ray_cluster, inputs, tiny_run, tmp_path
     photos = inputs / "set1"
     local = _local(tiny_run, [photos])
     args = ["predict", str(photos), "--model", str(tiny_run), "--engine", "ray", "--views", VIEWS]
+    args += ["--precision", "fp32"]
     assert main([*args, "--out", str(tmp_path / "r.jsonl")]) == 0
     lines = (tmp_path / "r.jsonl").read_text().splitlines()
     _same([json.loads(x) for x in lines], local)
@@ -140,13 +143,11 @@ def test_records_files_jsonl_and_parquet(ray_cluster, inputs, tiny_run, tmp_path
 def test_a_dataset_of_decoded_images_in_records_out(ray_cluster, inputs, tiny_run):
     import ray
 
-    from ferkit.ray_engine import RecognizerSpec, predict_dataset
+    from ferkit.predict.ray_engine import RecognizerSpec, predict_dataset
 
     photos = sorted((inputs / "set1").glob("*.png"))
     ds = ray.data.read_images([str(p) for p in photos], include_paths=True, mode="RGB")
-    rows = predict_dataset(
-        ds, RecognizerSpec(model=str(tiny_run), views=VIEWS), workers=1
-    ).take_all()
+    rows = predict_dataset(ds, RecognizerSpec(model=str(tiny_run), **SAME), workers=1).take_all()
     got = sorted((r for r in rows if r["error"] is None), key=lambda r: r["file"])
     local = _local(tiny_run, photos)
     for r in got:
@@ -164,7 +165,7 @@ def test_without_ray_it_says_how_to_install_it(monkeypatch, tmp_path, capsys):
 def test_each_worker_builds_the_recognizer_the_command_asked_for(tiny_run, precision, dtype):
     """Every option of ``predict`` that shapes the recognizer reaches the workers' spec (one
     of the two precisions differs from auto's on any CPU)."""
-    from ferkit.ray_engine import RecognizerSpec
+    from ferkit.predict.ray_engine import RecognizerSpec
 
     spec = RecognizerSpec(model=str(tiny_run), views="center", margin=0.1, precision=precision)
     rec = spec.build()

@@ -4,7 +4,7 @@ import pytest
 from synth import write_csv
 
 import ferkit
-from ferkit.cli import main
+from ferkit.cli.main import main
 from ferkit.device import machine_description
 from ferkit.reproduce import EXPERIMENTS, RECIPES, render_report, write_report
 from ferkit.reproduce.catalogue import SHIPPED
@@ -286,7 +286,7 @@ def test_report_only_redraws_the_report_from_the_summaries_and_runs_nothing(tmp_
     import shutil
     from pathlib import Path
 
-    from ferkit.cli import EXIT_USAGE, main
+    from ferkit.cli.main import EXIT_USAGE, main
 
     root = Path(__file__).resolve().parents[1]
     summaries = tmp_path / "reproduction"
@@ -294,14 +294,14 @@ def test_report_only_redraws_the_report_from_the_summaries_and_runs_nothing(tmp_
     report = tmp_path / "R.md"
     args = ["reproduce", "--summaries", str(summaries), "--report", str(report)]
     assert main(args) == EXIT_USAGE and not report.exists()  # runs need --data and --out
-    import ferkit.evaluate
-    import ferkit.train
+    import ferkit.evaluation.evaluate
+    import ferkit.training.loop
 
     def nothing_runs(*a, **k):
         raise AssertionError("--report-only trained or evaluated something")
 
-    monkeypatch.setattr(ferkit.train, "train", nothing_runs)
-    monkeypatch.setattr(ferkit.evaluate, "evaluate", nothing_runs)
+    monkeypatch.setattr(ferkit.training.loop, "train", nothing_runs)
+    monkeypatch.setattr(ferkit.evaluation.evaluate, "evaluate", nothing_runs)
     assert main([*args, "--report-only"]) == 0
     assert report.read_text() == (root / "REPRODUCTION.md").read_text()  # the committed one
     drawn = sorted(p.name for p in (summaries / "figures").iterdir())
@@ -369,7 +369,7 @@ def test_paper_procedure_runs_of_different_lengths_are_not_compared():
 def test_help_names_every_experiment_a_user_can_run():
     import argparse
 
-    from ferkit.cli import build_parser
+    from ferkit.cli.main import build_parser
     from ferkit.reproduce.catalogue import all_experiments
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
@@ -382,7 +382,7 @@ def test_a_summary_short_of_its_tests_whose_weights_are_gone_says_so(tmp_path, c
     """Kept as it is (nothing to measure) but not silently: the user is told how to re-run it."""
     import dataclasses
 
-    from ferkit.checkpoint import model_file
+    from ferkit.fermodel.files import model_file
     from ferkit.reproduce import Budget, experiment, run_experiment
 
     data = str(write_csv(tmp_path / "f.csv", {"Training": 300, "PublicTest": 3}))

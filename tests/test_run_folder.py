@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ferkit.run_folder import (
+from ferkit.training.run_folder import (
     CheckpointError,
     EpochMetrics,
     RunFolder,

@@ -150,7 +150,7 @@ def server_url(tiny_run):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     model = [] if os.environ.get("FERKIT_SCREENSHOT") else ["--model", str(tiny_run)]
-    cmd = [sys.executable, "-m", "ferkit.cli", "serve", *model, "--port", str(port), "--quiet"]
+    cmd = [sys.executable, "-m", "ferkit.cli.main", "serve", *model, "--port", str(port), "--quiet"]
     server = subprocess.Popen(cmd, stderr=subprocess.PIPE)
     try:
         wait_healthy(port, server)
@@ -193,8 +193,8 @@ def test_page_in_headless_chromium(server_url, browser, tmp_path):
     }""")
     assert drawn[:2] == [512, 512] and drawn[2] > 10_000
     # the page places the probability panel exactly where annotated copies place it
-    from ferkit.annotate import _PAD, place_panel
-    from ferkit.detect import Box
+    from ferkit.predict.annotate import _PAD, place_panel
+    from ferkit.predict.detect import Box
 
     for box, w, h in [
         (Box(170, 60, 108, 108), 512, 512),  # room on the right
@@ -231,7 +231,7 @@ def test_webcam_loop_in_headless_chromium(server_url, browser):
 
 
 def test_benchmark_serve_small(tiny_run, capsys):
-    from ferkit.cli import main
+    from ferkit.cli.main import main
 
     args = ["benchmark", "serve", "--model", str(tiny_run), "--clients", "2", "--requests", "6"]
     assert main([*args, "--json"]) == 0
@@ -324,7 +324,7 @@ def _serve(tiny_run, tmp_path, *args):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed by the caller's finally)
-    cmd = [sys.executable, "-m", "ferkit.cli", "serve", "--model", str(tiny_run)]
+    cmd = [sys.executable, "-m", "ferkit.cli.main", "serve", "--model", str(tiny_run)]
     server = subprocess.Popen([*cmd, "--port", str(port), *args], stderr=log)
     server.stderr = open(tmp_path / "server.log", "rb")  # noqa: SIM115 (for wait_healthy)
     wait_healthy(port, server)
@@ -395,7 +395,7 @@ def test_without_batching_each_request_is_its_own_call(rec, jpeg):
 
 
 def test_a_failing_batch_fails_its_requests_and_the_server_goes_on(rec, jpeg, monkeypatch):
-    from ferkit.detect import Box
+    from ferkit.predict.detect import Box
     from ferkit.serve.batcher import FaceBatcher
 
     batcher = FaceBatcher(rec, window_s=0.05)

@@ -9,7 +9,7 @@ from cli_run import run_cli
 from safetensors import safe_open
 
 import ferkit
-from ferkit.checkpoint import shipped_model_path
+from ferkit.fermodel.files import shipped_model_path
 
 SHIPPED = shipped_model_path()
 pytestmark = pytest.mark.skipif(SHIPPED is None, reason="this build ships no model")
@@ -22,7 +22,7 @@ def shipped():
 
 @pytest.fixture(scope="module")
 def public_test(real_fer):
-    from ferkit.data import load_fer2013
+    from ferkit.data.fer2013 import load_fer2013
 
     return load_fer2013(real_fer)
 
@@ -30,7 +30,7 @@ def public_test(real_fer):
 @pytest.fixture(scope="module")
 def fp32_center(shipped, public_test):
     """The shipped weights' centre-crop result on the 3,589 PublicTest faces (scored once)."""
-    from ferkit.evaluate import evaluate
+    from ferkit.evaluation.evaluate import evaluate
 
     return evaluate(shipped, public_test, ["PublicTest"], ["center"], progress=False)[0]
 
@@ -77,8 +77,8 @@ def test_card_accuracy_is_what_ferkit_measures(shipped, fp32_center):
 def test_its_int8_calibration_ships_and_keeps_its_accuracy(public_test, fp32_center):
     """The int8 version (calibrated on Training faces) against the shipped weights, centre crops
     of PublicTest: within the half point `ferkit quantize` allows."""
-    from ferkit.checkpoint import load_calibration
-    from ferkit.evaluate import evaluate
+    from ferkit.evaluation.evaluate import evaluate
+    from ferkit.fermodel.files import load_calibration
 
     assert load_calibration(SHIPPED).check["method"] == "eval1"
     (int8,) = evaluate(

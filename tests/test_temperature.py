@@ -10,9 +10,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import ferkit
-from ferkit.checkpoint import ModelFileError
-from ferkit.evaluate import evaluate, write_reports
-from ferkit.temperature import calibrated, fit_temperature, reliability
+from ferkit.evaluation.evaluate import evaluate, write_reports
+from ferkit.fermodel.files import ModelFileError
+from ferkit.fermodel.temperature import calibrated, fit_temperature, reliability
 
 
 def _sampled(t_true: float, n: int = 20000, seed: int = 0):
@@ -62,13 +62,13 @@ def test_evaluate_reports_the_calibration_error_and_draws_the_diagram(
     tiny_run, small_csv, tmp_path
 ):
     model = ferkit.load_model(tiny_run)
-    data = ferkit.data.load_fer2013(small_csv)
+    data = ferkit.data.fer2013.load_fer2013(small_csv)
     (r,) = evaluate(model, data, ["PublicTest"], ["eval1"], progress=False)
     cal = r.calibration
     assert cal["temperature"] == model.meta.temperature
     assert 0 <= cal["ece"] <= 1 and 0 <= cal["ece_softmax"] <= 1
     assert sum(cal["reliability"]["bin_count"]) == r.n == 70
-    from ferkit.evaluate import report_dict
+    from ferkit.evaluation.evaluate import report_dict
 
     write_reports(report_dict(model, str(tiny_run), [r]), [r], tmp_path)
     assert (tmp_path / "reliability.png").read_bytes()[:4] == b"\x89PNG"

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from synth import tiny_config
 
 import ferkit
-from ferkit.train import TrainConfig, lr_at, shard, stratified_split, train
+from ferkit.training.loop import TrainConfig, lr_at, shard, stratified_split, train
 
 # Small, quick and able to learn the synthetic classes.
 FAST = ["--arch", "bkstart", "--batch-size", "64", "--lr", "0.0005", "--threads", "1"]
@@ -170,7 +170,7 @@ def test_ddp_two_processes_disjoint_shards_identical_weights(small_csv, tmp_path
         "--nproc_per_node=2",
         "--master_port=29731",
         "-m",
-        "ferkit.cli",
+        "ferkit.cli.main",
         "train",
         "--data",
         str(small_csv),
@@ -301,7 +301,7 @@ def test_cli_help_explains():
 def test_clip_grad_norm_caps_the_step():
     from ferkit.losses import l2_svm_loss
     from ferkit.models import create_model
-    from ferkit.train import train_step
+    from ferkit.training.loop import train_step
 
     torch.manual_seed(0)
     x, y = torch.randn(8, 1, 42, 42) * 50, torch.randint(0, 7, (8,))
@@ -407,7 +407,7 @@ def test_a_checkpoint_inside_an_epoch_resumes_bit_exact(small_csv, tmp_path, mon
     """A kill in the middle of an epoch loses at most --checkpoint-minutes of work: the
     checkpoint saved inside the epoch continues from its step, and the run ends exactly as one
     that never stopped (the fast procedure: BatchNorm, AdamW, EMA, dropout, augmentation)."""
-    import ferkit.train as tr
+    import ferkit.training.loop as tr
 
     fast = dict(epochs=1, schedule="cosine", norm_layers="bn", optimizer="adamw", ema=0.99)
     train(tiny_config(small_csv, tmp_path / "ref", checkpoint_minutes=0, **fast))

@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
-from ferkit.cli import build_parser
-from ferkit.train_config import (
+from ferkit.cli.main import build_parser
+from ferkit.training.config import (
     TrainConfig,
     bool_flag,
     command_line,

@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from ferkit.augment import AugmentConfig, augment
+from ferkit.data.augment import AugmentConfig, augment
+from ferkit.data.preprocess import Normalizer
+from ferkit.fermodel.model import FerModel, ModelMeta
+from ferkit.fermodel.views import METHODS, center_crop, num_views, view_params, view_thetas_for
 from ferkit.geometry import apply_all_views
-from ferkit.model import FerModel, ModelMeta
-from ferkit.preprocess import Normalizer
-from ferkit.views import METHODS, center_crop, num_views, view_params, view_thetas_for
 
 
 def blob(cy: float, cx: float, sigma: float = 1.2) -> torch.Tensor:
@@ -149,7 +149,7 @@ def test_center_score_is_the_network_on_the_centre_crop():
 
 
 def test_view_cells_group_eval2_by_rescaling_and_rotation():
-    from ferkit.views import EVAL2_ANGLES, EVAL2_SIDES, view_cells
+    from ferkit.fermodel.views import EVAL2_ANGLES, EVAL2_SIDES, view_cells
 
     index, cells = view_cells("eval2")
     assert len(cells) == 36 and set(cells) == {(s, a) for s in EVAL2_SIDES for a in EVAL2_ANGLES}
@@ -160,7 +160,7 @@ def test_view_cells_group_eval2_by_rescaling_and_rotation():
 
 
 def test_score_per_cell_is_the_mean_of_each_cells_views():
-    from ferkit.views import view_cells
+    from ferkit.fermodel.views import view_cells
 
     imgs = np.random.default_rng(2).integers(0, 256, (3, 48, 48)).astype(np.uint8)
     norm = Normalizer.fit(imgs)

@@ -1,6 +1,7 @@
 """Checked numbers for command-line options: every bad value is a usage error before any work
-(``--lr nan``, ``--threads -1``, ``--port 99999``), never a traceback or a NaN model; and the
-options several commands share, declared once."""
+(``--lr nan``, ``--threads -1``, ``--port 99999``), never a traceback or a NaN model; the
+options several commands share, declared once; and the vocabularies and limits that options
+share with the code behind them. Nothing here imports torch or numpy: ``--help`` is instant."""
 
 from __future__ import annotations
 
@@ -41,6 +42,15 @@ def number(
     parse.__name__ = kind.__name__  # argparse names the type in some messages
     return parse
 
+
+#: The losses (eq. 3 and 4), numerics, normalisation layers a network trains with.
+LOSSES: tuple[str, ...] = ("svm", "ce")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+NORM_LAYERS: tuple[str, ...] = ("none", "bn")
+#: The default size limit of a photo (predict and serve): 40 megapixels is large, a bomb is far
+#: larger.
+MAX_PIXELS = 40_000_000
+DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (ferkit data --save)"
 
 POSITIVE_INT = number(int, min=1)
 COUNT = number(int, min=0)

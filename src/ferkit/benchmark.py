@@ -7,52 +7,12 @@ import time
 
 import torch
 
-from .argtypes import POSITIVE_INT, add_device_option, add_threads_option
-
-BENCHMARKS = ("train", "evaluate", "predict", "serve", "engine")
-
-
-#: Every size a benchmark takes (a positive integer): option, default, what it sizes.
-SIZES = (
-    ("--batch-size", 256, "batch size"),
-    ("--steps", 8, "timed steps per variant (after 2 warm-up steps)"),
-    ("--images", 64, "evaluate: images to score"),
-    ("--clients", 8, "serve: concurrent clients"),
-    ("--requests", 2000, "serve: requests in all"),
-    ("--photos", 1000, "engine: photos in the generated folder (640x480 JPEGs with one face)"),
-)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=BENCHMARKS, help="what to measure")
-    p.add_argument("--arch", default="bkvgg12", help="network")
-    for flag, default, what in SIZES:
-        p.add_argument(flag, type=POSITIVE_INT, default=default, help=what)
-    add_threads_option(p)
-    add_device_option(p)
-    p.add_argument(
-        "--model",
-        help="predict: a trained model (default: the shipped one when --arch is its network, "
-        "else an untrained --arch; speed does not depend on the weights)",
-    )
-    p.add_argument(
-        "--photo", help="predict: a photo with one face (default: scikit-image's astronaut)"
-    )
-    p.add_argument("--method", default="eval1", help="evaluate: center, eval1 or eval2")
-    p.add_argument(
-        "--workers",
-        type=POSITIVE_INT,
-        nargs="+",
-        default=[1, 2],
-        help="engine: Ray worker counts to measure",
-    )
-
 
 def run(what: str, args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     if what == "train":
-        return bench_train(args.arch, args.batch_size, args.steps, args.device)
+        return bench_train(args.arch, args.batch_size, args.steps, args.device, args.compile)
     if what == "evaluate":
         return bench_evaluate(args.arch, args.method, args.images, args.device)
     if what == "predict":
@@ -78,21 +38,25 @@ def _time_steps(step, steps: int, device: torch.device) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto") -> dict:
+def bench_train(
+    arch: str, batch_size: int, steps: int, device_name: str = "auto", compile: bool = False
+) -> dict:
     """A plain fp32 eager training step against ferkit's (augmentation on the device,
     channels_last, autocast where the hardware has it), and against the fast procedure's
     (the same with train-time BatchNorm, AdamW and the weight average: what an epoch of
-    ``--norm-layers bn --optimizer adamw --ema`` costs), same network and batch."""
+    ``--norm-layers bn --optimizer adamw --ema`` costs), same network and batch; the fast
+    procedure's step also in fp32 (``--precision fp32``: faster than bf16 autocast on some
+    CPUs) and, with ``compile``, through ``torch.compile``."""
     import copy
 
-    from .augment import augment
-    from .averaging import update_ema
+    from .data.augment import augment
     from .device import autocast_dtype, memory_format, resolve_device
+    from .fermodel.views import center_crop
     from .losses import l2_svm_loss
     from .models import create_model
     from .models.norm import with_batchnorm
-    from .train import TrainConfig, make_optimizer, train_step
-    from .views import center_crop
+    from .training.averaging import update_ema
+    from .training.loop import TrainConfig, make_optimizer, train_step
 
     device = resolve_device(device_name)
     torch.manual_seed(0)
@@ -123,15 +87,21 @@ def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto
     )
     average = copy.deepcopy(normed).eval().requires_grad_(False)
 
-    def fast_step() -> int:
+    def fast_step(net=normed, precision=amp) -> int:
         xb = augment(x48, gen).contiguous(memory_format=fmt)
-        train_step(normed, normed_opt, l2_svm_loss, xb, y, amp)
+        train_step(net, normed_opt, l2_svm_loss, xb, y, precision)
         update_ema(average, normed, 0.998)
         return batch_size
 
     plain_ips = _time_steps(plain_step, steps, device)
     ferkit_ips = _time_steps(ferkit_step, steps, device)
     fast_ips = _time_steps(fast_step, steps, device)
+    fast_fp32_ips = _time_steps(lambda: fast_step(precision=None), steps, device)
+    extra = {}
+    if compile:  # compiling takes a minute or more; the two warm-up steps absorb it
+        compiled = torch.compile(normed)
+        compiled_ips = _time_steps(lambda: fast_step(compiled, None), steps, device)
+        extra["fast_procedure_fp32_compiled_images_per_s"] = round(compiled_ips, 1)
     return {
         "benchmark": "train",
         "arch": arch,
@@ -145,6 +115,8 @@ def bench_train(arch: str, batch_size: int, steps: int, device_name: str = "auto
         "speedup": round(ferkit_ips / plain_ips, 2),
         "fast_procedure_images_per_s": round(fast_ips, 1),
         "fast_procedure_step_cost": round(ferkit_ips / fast_ips, 2),  # x ferkit's plain step
+        "fast_procedure_fp32_images_per_s": round(fast_fp32_ips, 1),
+        **extra,
     }
 
 
@@ -166,11 +138,11 @@ def bench_evaluate(arch: str, method: str, images: int, device_name: str = "auto
     3,589-image test split (the weights do not matter for speed)."""
     import numpy as np
 
+    from .data.preprocess import Normalizer
     from .device import autocast_dtype, resolve_device
-    from .model import FerModel, ModelMeta
+    from .fermodel.model import FerModel, ModelMeta
+    from .fermodel.views import num_views
     from .models import create_model
-    from .preprocess import Normalizer
-    from .views import num_views
 
     device = resolve_device(device_name)
     norm = Normalizer(torch.zeros(48, 48), torch.ones(48, 48))
@@ -223,11 +195,11 @@ def bench_predict(
 
     import numpy as np
 
-    from .checkpoint import ModelFileError, load_model, shipped_model_path
-    from .model import FerModel, ModelMeta
+    from .data.preprocess import Normalizer
+    from .fermodel.files import ModelFileError, load_model, shipped_model_path
+    from .fermodel.model import FerModel, ModelMeta
     from .models import create_model
-    from .predict import Recognizer
-    from .preprocess import Normalizer
+    from .predict.recognizer import Recognizer
 
     if model_path:
         model, weights = load_model(model_path), str(model_path)
@@ -255,12 +227,12 @@ def bench_predict(
     for name in ("int8", "onnx"):
         others.update(dict.fromkeys(_timing_keys(name)))
     if rec.model.norm_mean.device.type == "cpu":
-        from .quantize import calibrate, quantize
+        from .fermodel.int8 import calibrate, quantize
 
         rec8 = Recognizer(quantize(rec.model, calibrate(rec.model, faces)), device="cpu")
         others.update(_timings(rec8, one, faces, jpeg, "int8"))
         try:
-            from .onnx_model import to_onnx_backend
+            from .fermodel.onnx import to_onnx_backend
 
             onnx = Recognizer(to_onnx_backend(rec.model), device="cpu")
         except ModelFileError:  # the extra is not installed: those rows stay empty
@@ -345,7 +317,16 @@ def _drive_server(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "ferkit.cli", "serve", "--port", str(port), "--quiet", *options]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ferkit.cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--quiet",
+        *options,
+    ]
     if model:
         cmd += ["--model", model]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -420,9 +401,9 @@ def bench_engine(model: str | None, photo: str | None, photos: int, workers: lis
 
     from PIL import Image
 
-    from .batch import predict_paths
-    from .predict import Recognizer
-    from .ray_engine import RecognizerSpec, predict_paths_ray, start_ray, stop_ray
+    from .predict.files import predict_paths
+    from .predict.ray_engine import RecognizerSpec, predict_paths_ray, start_ray, stop_ray
+    from .predict.recognizer import Recognizer
 
     base = Image.open(io.BytesIO(photo_640x480(photo)))
     rows: dict = {}

@@ -9,6 +9,8 @@ import platform
 
 import torch
 
+from .argtypes import PRECISIONS
+
 
 def resolve_device(name: str = "auto", int8: bool = False) -> torch.device:
     """``auto`` -> cuda, then mps, then cpu (always cpu for an ``int8`` model, which runs only
@@ -78,7 +80,6 @@ def machine_description(device: torch.device | None = None) -> str:
 
 
 #: Compute precisions a command takes (``--precision``); auto picks by hardware.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:

@@ -36,22 +36,13 @@ def _save(fig: Any, out: str | os.PathLike, dpi: int = 100) -> None:
 def augment_preview(
     images: np.ndarray,
     labels: Sequence[int],
+    views: Sequence[torch.Tensor],
     out: str | os.PathLike,
-    n_aug: int = 7,
-    seed: int = 0,
-    config=None,
 ) -> None:
-    """Faces (uint8 (N, 48, 48), first column) beside ``n_aug`` augmented versions each
-    (``config``: an ``AugmentConfig``, the paper's by default)."""
-    from .augment import AugmentConfig, augment
-    from .preprocess import standardize_images
-
+    """Faces (uint8 (N, 48, 48), first column) beside their augmented ``views`` (each (N, 1,
+    42, 42), standardised: ``data.augment.preview_views``)."""
     plt = _pyplot()
-    # Shown after step 1 only (per-image standardisation): the geometry is what matters here, and
-    # per-pixel normalisation would make the faces hard to read.
-    x = standardize_images(images).unsqueeze(1)
-    gen = torch.Generator().manual_seed(seed)
-    views = [augment(x, gen, config or AugmentConfig()) for _ in range(n_aug)]
+    n_aug = len(views)
     n = len(images)
     fig, axes = plt.subplots(n, n_aug + 1, figsize=(1.3 * (n_aug + 1), 1.4 * n), squeeze=False)
     for r in range(n):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .argtypes import MAX_PIXELS
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-MAX_PIXELS = 40_000_000  #: default limit (predict and serve): a 40-megapixel photo is large; a bomb is far larger
 
 
 class ImageError(ValueError):

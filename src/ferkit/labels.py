@@ -1,4 +1,5 @@
-"""FER-2013's seven expression labels, in Kaggle's order (the order used everywhere in ferkit)."""
+"""FER-2013's seven expression labels, in Kaggle's order (the order used everywhere in ferkit),
+its splits and sizes, and the paper's augmentation ranges."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ TRAIN_SPLIT = "Training"
 
 IMAGE_SIZE = 48  #: FER-2013 faces are 48x48 grey images.
 INPUT_SIZE = 42  #: The networks see 42x42 crops.
+
+#: The paper's augmentation ranges (III-C-2): rotation up to 45 degrees, a side of 42-54 px
+#: (48 px +- 12.5 %).
+PAPER_ROTATION, PAPER_RESCALE = 45.0, 0.125
 
 
 def label_index(name: str) -> int:

@@ -7,8 +7,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from .argtypes import LOSSES
+
 LossName = Literal["svm", "ce"]
-LOSSES: tuple[str, ...] = ("svm", "ce")
 
 
 def l2_svm_loss(scores: torch.Tensor, target: torch.Tensor, margin: float = 1.0) -> torch.Tensor:

@@ -14,8 +14,6 @@ import copy
 import torch
 from torch import nn
 
-NORM_LAYERS: tuple[str, ...] = ("none", "bn")
-
 
 def _normed(layers: nn.Sequential, last_is_output: bool, momentum: float) -> nn.Sequential:
     out: list[nn.Module] = []

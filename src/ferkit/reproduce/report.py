@@ -489,14 +489,16 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here), Table
     IX's picture and every run's validation curve, beside the summaries, where the report links
     them."""
-    from ..data import preview_faces
+    from ..data.augment import preview_views
+    from ..data.fer2013 import preview_faces
     from ..figures import augment_preview
-    from ..run_folder import RunFolder
+    from ..training.run_folder import RunFolder
 
     figs = summaries_dir / FIGURES
     figs.mkdir(parents=True, exist_ok=True)
     faces = preview_faces(data)
-    augment_preview(faces.images, faces.labels, figs / "fig1-augmentation.png")
+    views = preview_views(faces.images)
+    augment_preview(faces.images, faces.labels, views, figs / "fig1-augmentation.png")
     curves = RunFolder(out / "runs" / SHIPPED).curves
     if curves.exists():
         shutil.copyfile(curves, figs / "fig2-bkvgg12-curves.png")
@@ -506,7 +508,7 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
 def write_summary_figures(summaries_dir: Path) -> None:
     """The pictures drawn from the summaries alone: Table IX's and every run's validation
     curve (what ``ferkit reproduce --report-only`` redraws)."""
-    from ..evaluate import EvalResult
+    from ..evaluation.evaluate import EvalResult
     from ..figures import confusion_matrices, paper_claims, validation_curves
 
     figs = summaries_dir / FIGURES

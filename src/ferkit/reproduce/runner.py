@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
-from ..device import machine_description
 from .catalogue import EXPERIMENTS, Experiment, experiment, recorded_tests
 from .report import write_figures, write_report
 
@@ -48,10 +47,11 @@ def run_experiment(
     """
     import torch
 
-    from ..checkpoint import file_sha256, model_file
-    from ..run_folder import RunFolder
-    from ..train import train
-    from ..train_config import TrainConfig, command_line
+    from ..device import machine_description
+    from ..fermodel.files import file_sha256, model_file
+    from ..training.config import TrainConfig, command_line
+    from ..training.loop import train
+    from ..training.run_folder import RunFolder
 
     own = ("epochs", "lr", "weight_decay", "schedule")
     budget = dataclasses.replace(
@@ -122,9 +122,9 @@ def _complete(
     """Evaluate the tests ``summary`` lacks (all of them for a fresh run; the cheap ones for a
     summary from before they were recorded) and write it; left as it is when the run's weights
     are gone or are no longer the ones it describes."""
-    from ..checkpoint import file_sha256, load_model, model_file
-    from ..data import load_fer2013
-    from ..evaluate import evaluate
+    from ..data.fer2013 import load_fer2013
+    from ..evaluation.evaluate import evaluate
+    from ..fermodel.files import file_sha256, load_model, model_file
 
     have = {
         r["method"]

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..images import MAX_PIXELS, ImageError
-from ..predict import Recognizer
+from ..predict.recognizer import Recognizer
 from .batcher import FaceBatcher
 
 STATIC = files("ferkit.serve") / "static"
@@ -116,7 +116,7 @@ def default_workers() -> int:
 
 def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
     """The ASGI app serving ``recognizer``."""
-    from ..checkpoint import meta_dict
+    from ..fermodel.files import meta_dict
 
     cfg = config or ServeConfig()
     app = FastAPI(

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..detect import Box
-from ..predict import Face, Recognizer
+from ..predict.detect import Box
+from ..predict.recognizer import Face, Recognizer
 
 
 @dataclass

@@ -27,14 +27,13 @@ from typing import Literal
 
 import numpy as np
 
-from .atomic import atomic_write
-from .labels import IMAGE_SIZE, LABELS, SPLITS, TRAIN_SPLIT
+from ..atomic import atomic_write
+from ..labels import IMAGE_SIZE, LABELS, SPLITS, TRAIN_SPLIT
 
 OnError = Literal["raise", "skip"]
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 CSV_HEADER = ("emotion", "pixels", "Usage")
 #: What every ``--data`` option reads, in its help.
-DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (ferkit data --save)"
 _CACHE_VERSION = "1"
 _MAX_REPORTED = 10  # bad rows whose line numbers are kept in the report
 
@@ -383,7 +382,7 @@ def _folder_files(root: Path) -> Iterator[tuple[Path, str, int]]:
 def _read_image(path: Path, resize: bool) -> np.ndarray:
     from PIL import Image
 
-    from .images import ImageError, open_image
+    from ..images import ImageError, open_image
 
     try:
         with open_image(path, path.name) as im:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..images import MAX_PIXELS, load_grey
+from ..labels import IMAGE_SIZE
 from .detect import Box, FaceDetector, create_detector
-from .images import MAX_PIXELS, load_grey
-from .labels import IMAGE_SIZE
 
 #: Extra context around a detected box on each side, as a fraction of its side. FER-2013
 #: frames a face as the Haar box itself (box side / frame side: median 0.98 over 1,559
@@ -92,9 +92,9 @@ class Recognizer:
         backend: str = "torch",
         precision: str = "auto",
     ):
-        from .device import autocast_dtype, resolve_device
-        from .model import FerModel
-        from .onnx_model import load_with_backend
+        from ..device import autocast_dtype, resolve_device
+        from ..fermodel.model import FerModel
+        from ..fermodel.onnx import load_with_backend
 
         on_cpu = int8 or backend == "onnx" or (isinstance(model, FerModel) and model.int8)
         dev = resolve_device(device, int8=on_cpu)

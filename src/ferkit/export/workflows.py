@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_write
-from .checkpoint import (
+from ..atomic import atomic_write
+from ..fermodel.files import (
     CalibrationError,
     Int8Calibration,
     calibration_path,
@@ -28,7 +28,7 @@ from .checkpoint import (
     save_model,
     shipped_model_path,
 )
-from .train_config import changed_options, recorded_settings
+from ..training.config import changed_options, recorded_settings
 
 #: What every card says about FER-2013 and the limits any model trained on it has.
 DATA_CARD: dict = {
@@ -213,7 +213,7 @@ def export_onnx(
     ``verify_data``, ONNX Runtime is checked against torch on ``split`` first (the faces graph
     against Eval1) and nothing is written past the parity targets
     (``onnx_model.MAX_SCORE_DIFFERENCE``, ``MIN_SAME_PREDICTIONS``)."""
-    from .onnx_model import (
+    from ..fermodel.onnx import (
         MAX_SCORE_DIFFERENCE,
         MIN_SAME_PREDICTIONS,
         check_faces_parity,
@@ -228,7 +228,7 @@ def export_onnx(
     model.meta.card = {**build_card(model, "fp32 (onnx)", None, None), **(card or {})}
     parity = None
     if verify_data:
-        from .data import load_fer2013
+        from ..data.fer2013 import load_fer2013
 
         faces = load_fer2013(verify_data).split(split).images
         if onnx_input == "faces":
@@ -260,8 +260,8 @@ def _fit_missing_temperature(model, data: str | None) -> None:
     ``data``'s Training (the faces it was selected on), when data is given."""
     if model.meta.temperature is not None or not data:
         return
-    from .data import load_fer2013
-    from .temperature import fit_on_validation
+    from ..data.fer2013 import load_fer2013
+    from ..fermodel.temperature import fit_on_validation
 
     model.meta.temperature = fit_on_validation(model, load_fer2013(data))
 
@@ -287,7 +287,7 @@ def _compare(
     (an Eval2 pass of BKVGG12 is about an hour on 2 CPU cores)."""
     import copy
 
-    from .data import load_fer2013
+    from ..data.fer2013 import load_fer2013
 
     half = copy.deepcopy(model)
     for p in half.net.parameters():  # round-trip through fp16, compute in fp32 as loading does
@@ -309,7 +309,7 @@ def check_precision(
     """Score the fp32 ``model`` and its lower-precision copy ``other`` on the same faces, both
     computing in fp32 (bf16 autocast would blur the rounding measured with its own); ``fp32``
     when it was measured already (an Eval2 pass of BKVGG12 is about an hour on 2 CPU cores)."""
-    from .evaluate import evaluate
+    from ..evaluation.evaluate import evaluate
 
     ds.split(split)  # a clear error before any scoring
     kw = dict(progress=progress, precision="fp32")
@@ -334,8 +334,8 @@ def quantize_model(
 
     Nothing is written when int8 scores more than ``tolerance`` points below fp32.
     """
-    from .data import TRAIN_SPLIT, load_fer2013
-    from .quantize import calibrate, quantize
+    from ..data.fer2013 import TRAIN_SPLIT, load_fer2013
+    from ..fermodel.int8 import calibrate, quantize
 
     if faces < 1:
         raise ValueError("--faces must be at least 1")

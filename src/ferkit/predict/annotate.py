@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .detect import Box
-from .predict import Face
+from .recognizer import Face
 
 _COLOURS = {
     "angry": (220, 40, 40),

@@ -8,8 +8,8 @@ import itertools
 
 import torch
 
-from .geometry import view_thetas
-from .labels import IMAGE_SIZE, INPUT_SIZE
+from ..geometry import view_thetas
+from ..labels import IMAGE_SIZE, INPUT_SIZE
 
 METHODS: tuple[str, ...] = ("center", "eval1", "eval2")
 EVAL2_SIDES = (48, 50, 52, 54)

@@ -14,15 +14,17 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_write
-from .labels import INPUT_SIZE
+from ..atomic import atomic_write
+from ..data.preprocess import Normalizer
+from ..labels import INPUT_SIZE
+from ..models import create_model
 from .model import FerModel, ModelMeta
-from .models import create_model
-from .preprocess import Normalizer
-from .run_folder import MODEL_FILE
 
 MODEL_FORMAT = "ferkit-model/1"
 SHIPPED_MODEL = "bkvgg12.safetensors"
+
+#: A model's file name inside a run folder (``--model RUN`` finds it there).
+MODEL_FILE = "model.safetensors"
 
 
 class ModelFileError(ValueError):
@@ -110,7 +112,7 @@ def load_model(
     model = FerModel(net, normalizer, mm).to(device)
     model.eval()
     if int8:
-        from .quantize import quantize
+        from .int8 import quantize
 
         try:
             model = quantize(model, load_calibration(p).ranges)
@@ -166,9 +168,9 @@ def meta_from_strings(
 def _metadata_problem(mm: ModelMeta, tensors: dict[str, torch.Tensor]) -> str | None:
     """What makes a model file unusable, checked before anything is built from it (crafted or
     damaged files give this one reason, not an error deep inside predict or serve)."""
-    from .labels import IMAGE_SIZE, NUM_CLASSES
-    from .losses import LOSSES
-    from .models import list_models
+    from ..labels import IMAGE_SIZE, NUM_CLASSES
+    from ..losses import LOSSES
+    from ..models import list_models
 
     labels = mm.labels
     if len(labels) != NUM_CLASSES or not all(isinstance(x, str) and x for x in labels):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models.norm import batchnorms
+from ..models.norm import batchnorms
 
 
 def ema_decay(decay: float, step: int) -> float:

@@ -9,11 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .geometry import apply_per_image, view_thetas
-from .labels import IMAGE_SIZE, INPUT_SIZE
+from ..geometry import apply_per_image, view_thetas
+from ..labels import IMAGE_SIZE, INPUT_SIZE, PAPER_RESCALE, PAPER_ROTATION
 
-#: The paper's ranges: rotation up to 45 degrees, a side of 42-54 px (48 px +- 12.5 %).
-PAPER_ROTATION, PAPER_RESCALE = 45.0, 0.125
 #: Random erasing's rectangle: 2-33 % of the view, aspect 0.3-3.3 (Zhong et al. 2020).
 ERASE_AREA, ERASE_ASPECT = (0.02, 1 / 3), (0.3, 1 / 0.3)
 
@@ -135,3 +133,16 @@ def random_erase(
         & hit.view(-1, 1, 1)
     )
     return views.masked_fill(box.unsqueeze(1), 0.0)
+
+
+def preview_views(
+    images, n_aug: int = 7, seed: int = 0, config: AugmentConfig | None = None
+) -> list[torch.Tensor]:
+    """``n_aug`` augmented views of each face (uint8 (N, 48, 48)) for a picture: shown after
+    per-image standardisation only, since the geometry is what matters there and per-pixel
+    normalisation would make the faces hard to read."""
+    from .preprocess import standardize_images
+
+    x = standardize_images(images).unsqueeze(1)
+    gen = torch.Generator().manual_seed(seed)
+    return [augment(x, gen, config or AugmentConfig()) for _ in range(n_aug)]

@@ -13,13 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .argtypes import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, THREADS_HELP, number
-from .augment import PAPER_RESCALE, PAPER_ROTATION
-from .data import DATA_HELP
-from .device import PRECISIONS
-from .losses import LOSSES
-from .models import list_models
-from .models.norm import NORM_LAYERS
+from ..argtypes import (
+    COUNT,
+    DATA_HELP,
+    LOSSES,
+    NON_NEGATIVE,
+    NORM_LAYERS,
+    POSITIVE,
+    POSITIVE_INT,
+    PRECISIONS,
+    THREADS_HELP,
+    number,
+)
+from ..labels import PAPER_RESCALE, PAPER_ROTATION
 
 SCHEDULES = ("plateau", "onecycle", "cosine")
 OPTIMIZERS = ("sgd", "adamw")
@@ -267,6 +273,8 @@ class TrainConfig:
     def validate(self) -> None:
         """One clear ValueError for settings that cannot work: each option's own check, the
         same the command line makes (for settings built in Python or read from a run)."""
+        from ..models import list_models  # torch: not needed for --help
+
         if self.arch.lower() not in list_models():
             raise ValueError(f"unknown network {self.arch!r} (known: {', '.join(list_models())})")
         for f in dataclasses.fields(self):
@@ -385,7 +393,7 @@ def add_train_options(parser: argparse.ArgumentParser, only: tuple[str, ...] = (
 def augment_config(given: dict[str, Any]):
     """The augmentation that ``given`` options (``AUGMENT_OPTIONS``, ``None`` for a default)
     describe, at its full strength."""
-    from .augment import AugmentConfig
+    from ..data.augment import AugmentConfig
 
     cfg = config_from_options({"data": "", "out": "", **given})
     full = AugmentConfig.from_ranges(cfg.rotation, cfg.rescale, cfg.shift, cfg.erase)

@@ -1,6 +1,6 @@
 """``ferkit predict --engine ray``: the local path's records from a pool of Ray Data actors.
 
-Each actor loads the model once and runs :func:`ferkit.batch.face_records` (the local path's
+Each actor loads the model once and runs :func:`ferkit.predict.files.face_records` (the local path's
 batch function) on its batches, so both engines give the same records. Work is split into
 *tasks*: one per photo, one per range of :data:`VIDEO_CHUNK` frames of a video, so one long
 video spreads over every worker. Without ``address`` Ray starts a local cluster sized to the
@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .batch import (
+from ..images import MAX_PIXELS, ImageError, load_image
+from ..labels import LABELS
+from .files import (
     VIDEO_SUFFIXES,
     BatchSummary,
     face_records,
@@ -27,8 +29,6 @@ from .batch import (
     video_frame_count,
     warn_line,
 )
-from .images import MAX_PIXELS, ImageError, load_image
-from .labels import LABELS
 
 #: Frames of a video per task: small enough that a 10-minute video spreads over many workers,
 #: large enough that seeking (to the key frame before the range, then decoding on) stays cheap.
@@ -59,7 +59,7 @@ class Task:
 
 @dataclass(frozen=True)
 class RecognizerSpec:
-    """What each actor needs to build its own :class:`~ferkit.predict.Recognizer`: plain
+    """What each actor needs to build its own :class:`~ferkit.predict.recognizer.Recognizer`: plain
     values, so that it travels to workers on other machines. ``model`` must be a path every
     worker can read (or None: the shipped model, inside the installed package)."""
 
@@ -77,7 +77,7 @@ class RecognizerSpec:
     def build(self):
         import torch
 
-        from .predict import Recognizer
+        from .recognizer import Recognizer
 
         torch.set_num_threads(self.threads)
         return Recognizer(
@@ -330,7 +330,7 @@ def _write_jsonl(rows: Iterator[dict], out: str | None, emit: Callable[[str], No
         for row in rows:
             emit(json.dumps(row))
         return
-    from .atomic import atomic_write
+    from ..atomic import atomic_write
 
     with atomic_write(out, "w") as fh:
         for row in rows:
@@ -341,7 +341,7 @@ def _write_parquet(rows: Iterator[dict], out: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .atomic import atomic_write
+    from ..atomic import atomic_write
 
     schema = pa.schema([f for f in record_schema() if f.name != "error"])
     with atomic_write(out) as fh, pq.ParquetWriter(fh, schema) as writer:

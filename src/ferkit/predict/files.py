@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .images import IMAGE_SUFFIXES, ImageError, load_image
-from .labels import LABELS
-from .predict import Face, Recognizer
+from ..images import IMAGE_SUFFIXES, ImageError, load_image
+from ..labels import LABELS
+from .recognizer import Face, Recognizer
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -114,7 +114,7 @@ class BatchSummary:
 
 def read_labels(path: str | os.PathLike) -> dict[str, str]:
     """``file,label`` rows -> {file: label}; also keyed by base name, for files given by folder."""
-    from .labels import label_index
+    from ..labels import label_index
 
     out: dict[str, str] = {}
     with open(path, newline="") as fh:
@@ -255,8 +255,8 @@ def _annotated_path(item: Input, out: str, inputs: set[str], written: set[str]) 
 def _save_annotated(rgb, faces: list[Face], dest: Path) -> None:
     from PIL import Image
 
+    from ..atomic import atomic_write
     from .annotate import annotate
-    from .atomic import atomic_write
 
     with atomic_write(dest) as fh:
         Image.fromarray(annotate(rgb, faces)).save(fh, format=_format_for(dest))

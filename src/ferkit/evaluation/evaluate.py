@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
-from .data import DataError, FerDataset
-from .labels import LABELS
-from .model import FerModel
-from .views import METHODS, num_views, view_cells
+from ..atomic import atomic_write
+from ..data.fer2013 import DataError, FerDataset
+from ..fermodel.model import FerModel
+from ..fermodel.views import METHODS, num_views, view_cells
+from ..labels import LABELS
 
 
 @dataclass
@@ -81,7 +81,7 @@ def calibration_of(model: FerModel, averaged: np.ndarray, labels: np.ndarray) ->
 
     import torch
 
-    from .temperature import calibrated, reliability
+    from ..fermodel.temperature import calibrated, reliability
 
     scores = torch.as_tensor(averaged)
     plain = reliability(calibrated(scores, model.loss, None), labels)
@@ -121,7 +121,7 @@ def evaluate(
     With ``by_view``, Eval1 and Eval2 results also say what each rescaling and rotation adds
     (:func:`view_breakdown`), from the same views at no extra cost.
     """
-    from .device import autocast_dtype
+    from ..device import autocast_dtype
 
     splits = splits or data.test_splits
     if not splits:
@@ -320,7 +320,7 @@ def _breakdown_markdown(by_view: dict | None) -> list[str]:
 
 def write_reports(report: dict, results: list[EvalResult], out: str | os.PathLike) -> None:
     """``report.json``, ``report.md``, ``confusion.png`` and ``reliability.png`` in ``out``."""
-    from .figures import confusion_matrices, reliability_diagrams
+    from ..figures import confusion_matrices, reliability_diagrams
 
     out = Path(out)
     with atomic_write(out / "report.json", "w") as fh:

@@ -28,20 +28,22 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .atomic import remove_stale_temporaries
-from .augment import AugmentConfig, alternating_mirror, augment, ramped_strength
+from ..atomic import remove_stale_temporaries
+from ..data.augment import AugmentConfig, alternating_mirror, augment, ramped_strength
+from ..data.fer2013 import load_fer2013, stratified_split
+from ..data.preprocess import Normalizer
+from ..device import autocast, autocast_dtype, machine_description, memory_format, resolve_device
+from ..fermodel.files import save_model
+from ..fermodel.model import FerModel, ModelMeta
+from ..fermodel.views import center_crop
+from ..figures import training_curves
+from ..labels import TRAIN_SPLIT
+from ..losses import get_loss
+from ..models import create_model
+from ..models.init import dirac_init, whiten_first_conv
+from ..models.norm import batchnorms, fold_batchnorm, with_batchnorm
 from .averaging import decay_at, recompute_batchnorm, update_ema
-from .checkpoint import save_model
-from .data import load_fer2013, stratified_split
-from .device import autocast, autocast_dtype, machine_description, memory_format, resolve_device
-from .figures import training_curves
-from .labels import TRAIN_SPLIT
-from .losses import get_loss
-from .model import FerModel, ModelMeta
-from .models import create_model
-from .models.init import dirac_init, whiten_first_conv
-from .models.norm import batchnorms, fold_batchnorm, with_batchnorm
-from .preprocess import Normalizer
+from .config import TrainConfig
 from .run_folder import (
     CheckpointError,
     EpochMetrics,
@@ -49,8 +51,6 @@ from .run_folder import (
     load_checkpoint,
     save_checkpoint,
 )
-from .train_config import TrainConfig
-from .views import center_crop
 
 #: Training images whose centre crops measure the patch whitening and recomputed BatchNorm
 #: statistics (a fixed share: the first of the seeded split).
@@ -482,8 +482,8 @@ def _fit_temperature(path: Path, images: np.ndarray, labels: np.ndarray):
     """Fit the saved best model's temperature on the validation faces (Eval1, as ``predict``
     scores) and store it in the file; a file that has one already (no new best since) is
     left as it is."""
-    from .checkpoint import load_model
-    from .temperature import fit_temperature
+    from ..fermodel.files import load_model
+    from ..fermodel.temperature import fit_temperature
 
     model = load_model(path)
     if model.meta.temperature is not None:

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .geometry import apply_all_views
-from .labels import LABELS
-from .losses import probabilities, view_scores
-from .models import count_params, model_info
-from .preprocess import Normalizer
+from ..data.preprocess import Normalizer
+from ..geometry import apply_all_views
+from ..labels import LABELS
+from ..losses import probabilities, view_scores
+from ..models import count_params, model_info
 from .views import center_crop, view_thetas_for
 
 
@@ -38,7 +38,7 @@ class FerModel(nn.Module):
         super().__init__()
         self.net = net
         self.meta = meta
-        self.int8 = False  # set by ferkit.quantize.quantize: an int8 network, CPU only
+        self.int8 = False  # set by ferkit.fermodel.int8.quantize: an int8 network, CPU only
         self.backend = "torch"  # "onnx" when ``net`` is an ONNX Runtime session (onnx_model)
         self.register_buffer("norm_mean", normalizer.mean.clone().float())
         self.register_buffer("norm_std", normalizer.std.clone().float())
@@ -91,7 +91,7 @@ class FerModel(nn.Module):
     ) -> torch.Tensor:
         """Average per-view outputs over ``method``'s views: (N, 48, 48) faces -> (N, 7).
 
-        With ``cells`` (each view's group, as :func:`~ferkit.views.view_cells` gives), the
+        With ``cells`` (each view's group, as :func:`~ferkit.fermodel.views.view_cells` gives), the
         average is taken per group instead: (N, groups, 7).
 
         SVM models average raw scores, CE models softmax probabilities (the paper's rule).
@@ -99,7 +99,7 @@ class FerModel(nn.Module):
         ~1.5x the throughput of 2048), so memory stays bounded whatever the data size;
         ``on_chunk(n)`` is called as every ``n`` images are done (for progress bars).
         """
-        from .device import autocast, memory_format
+        from ..device import autocast, memory_format
 
         if self.training:  # eval() walks every module: 0.1 ms a call
             self.eval()

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.preprocess import Normalizer
 from .model import FerModel
-from .preprocess import Normalizer
 
 BACKEND = "x86"
 

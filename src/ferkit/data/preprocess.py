@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .labels import IMAGE_SIZE
+from ..labels import IMAGE_SIZE
 
 IMAGE_STD = 3.125  #: every image is scaled to this standard deviation (step 1)
 EPS = 1e-6  #: a constant (blank) image has std 0: divide by max(std, EPS) so it stays 0

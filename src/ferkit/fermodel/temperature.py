@@ -89,8 +89,8 @@ def reliability(probabilities: torch.Tensor, labels, bins: int = ECE_BINS) -> Re
 def validation_faces(model, data) -> tuple[np.ndarray, np.ndarray]:
     """The faces the model was selected on: its run's held-out share of Training (rebuilt from
     the seed and fraction in its config), or its ``val_split``."""
-    from .data import stratified_split
-    from .labels import TRAIN_SPLIT
+    from ..data.fer2013 import stratified_split
+    from ..labels import TRAIN_SPLIT
 
     cfg = model.meta.config
     if cfg.get("val_split"):

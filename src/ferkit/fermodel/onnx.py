@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write
-from .checkpoint import ModelFileError, meta_from_strings, meta_strings
-from .labels import IMAGE_SIZE, INPUT_SIZE
+from ..atomic import atomic_write
+from ..data.preprocess import Normalizer
+from ..labels import IMAGE_SIZE, INPUT_SIZE
+from .files import ModelFileError, meta_from_strings, meta_strings
 from .model import FerModel
-from .preprocess import Normalizer
 
 OPSET = 17
 #: Parity an export must reach against torch fp32 (the issue's targets).
@@ -58,7 +58,7 @@ class FacesGraph(nn.Module):
     Crops are slices and flips (Eval1's views are whole-pixel), equal to ``FerModel.score``."""
 
     def __init__(self, model: FerModel):
-        from .preprocess import EPS, IMAGE_STD
+        from ..data.preprocess import EPS, IMAGE_STD
         from .views import view_params
 
         super().__init__()
@@ -161,7 +161,7 @@ def _session(source: bytes | str, name: str):
 
 def load_onnx(path: str | os.PathLike) -> FerModel:
     """A ferkit ONNX file as a ready-to-use model run by ONNX Runtime (CPU)."""
-    from .checkpoint import MODEL_FORMAT
+    from .files import MODEL_FORMAT
 
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such model file")
@@ -254,7 +254,7 @@ def load_with_backend(
 ) -> FerModel:
     """A model run by ``backend``: ``torch`` (``load_model``), or ``onnx`` (ONNX Runtime on
     the CPU: a ``.onnx`` file as it is, any other model converted in memory)."""
-    from .checkpoint import load_model
+    from .files import load_model
 
     is_onnx = path is not None and str(path).lower().endswith(".onnx")
     if backend not in BACKENDS:

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_write
-from .train_config import TrainConfig
+from ..atomic import atomic_write
+from ..fermodel.files import MODEL_FILE  # the best weights so far, self-describing
+from .config import TrainConfig
 
-MODEL_FILE = "model.safetensors"  # the best weights so far, self-describing
 CHECKPOINT_FILE = "checkpoint.pt"  # the last finished epoch, for --resume
 METRICS_FILE = "metrics.jsonl"  # one EpochMetrics per finished epoch
 CURVES_FILE = "curves.png"  # Fig. 2 of the run
@@ -152,7 +152,7 @@ class RunFolder:
 
     def config(self) -> TrainConfig:
         """The settings stored in the run's checkpoint; CheckpointError for bad ones."""
-        from .data import DataError
+        from ..data.fer2013 import DataError
 
         p = self.checkpoint
         if not p.is_file():

@@ -1,0 +1,41 @@
+"""`ferkit augment-preview`: draw faces beside augmented versions (Fig. 1)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..argtypes import (
+    COUNT,
+    DATA_HELP,
+    POSITIVE_INT,
+)
+
+NAME = "augment-preview"
+HELP = "draw faces beside augmented versions (Fig. 1)"
+DESCRIPTION = None
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--data", required=True, help=DATA_HELP)
+    sp.add_argument("--out", required=True, help="PNG file to write")
+    sp.add_argument("--faces", type=POSITIVE_INT, default=6, help="how many faces (rows)")
+    sp.add_argument("--per-face", type=POSITIVE_INT, default=7, help="augmented versions per face")
+    sp.add_argument("--seed", type=COUNT, default=0, help="random seed")
+    from ..training.config import AUGMENT_OPTIONS, add_train_options
+
+    add_train_options(sp, only=AUGMENT_OPTIONS)  # as `train` takes them
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.augment import preview_views
+    from ..data.fer2013 import preview_faces
+    from ..figures import augment_preview
+    from ..training.config import augment_config
+
+    faces = preview_faces(args.data, args.faces, args.seed)
+    aug = augment_config(vars(args))
+    views = preview_views(faces.images, args.per_face, args.seed, aug)
+    augment_preview(faces.images, faces.labels, views, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0

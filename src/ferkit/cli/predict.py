@@ -1,0 +1,169 @@
+"""`ferkit predict`: the emotion of every face in photos, folders and videos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from ..argtypes import (
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE_INT,
+    add_json_option,
+)
+from .options import EXIT_INPUT, UsageError, max_megapixels_arg, model_args
+
+NAME = "predict"
+HELP = "the emotion of every face in photos, folders and videos"
+DESCRIPTION = "Detect faces (OpenCV Haar cascade), frame each like a FER-2013 face, and classify it. PATHs may be images, folders (searched recursively) or videos. Prints one line per face (--json: one JSON object per face); files that cannot be read get a line on stderr and make the exit status 1, files with no face only get the line."
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("paths", nargs="*", metavar="PATH", help="images, folders or videos")
+    model_args(sp)
+    sp.add_argument(
+        "--views",
+        choices=["center", "eval1"],
+        default="eval1",
+        help="test-time views per face: eval1 = 10 crops (steadier on real photos), center = "
+        "one (about 10x less network time)",
+    )
+    sp.add_argument("--no-detect", action="store_true", help="each input is already a cropped face")
+    sp.add_argument("--labels", metavar="CSV", help="file,label CSV: print the accuracy summary")
+    sp.add_argument(
+        "--out",
+        help="folder for annotated copies of images and videos (--engine ray: the records "
+        "file, .jsonl or .parquet)",
+    )
+    add_json_option(sp, "JSON lines, one a face")
+    sp.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): this process; ray: a pool of Ray Data workers, each with its own "
+        "copy of the model, videos split into frame ranges; prints JSON lines, or writes them "
+        "to --out (pip install 'ferkit[ray]')",
+    )
+    sp.add_argument(
+        "--workers",
+        type=POSITIVE_INT,
+        help="--engine ray: workers, one CPU each (default: one per CPU of the cluster)",
+    )
+    sp.add_argument(
+        "--address",
+        help="--engine ray: an existing Ray cluster (e.g. ray://head:10001 or auto); default: a "
+        "local cluster sized to this machine (or to --workers)",
+    )
+    sp.add_argument(
+        "--every", type=POSITIVE_INT, default=1, help="videos: analyse every N-th frame"
+    )
+    sp.add_argument(
+        "--margin",
+        type=NON_NEGATIVE,
+        help="context around each detected face, as a fraction of its side (default 0: "
+        "FER-2013 frames a face as the detector's box)",
+    )
+    max_megapixels_arg(sp, "are refused")
+    sp.add_argument(
+        "--camera",
+        type=COUNT,
+        metavar="N",
+        help="live window on camera N (needs a display and a GUI build of OpenCV, "
+        "opencv-python; the headless build in ferkit[detect] cannot open windows)",
+    )
+
+
+def _recognizer_options(args: argparse.Namespace) -> dict:
+    """``predict``'s options as :class:`~ferkit.predict.recognizer.Recognizer` arguments, for both engines."""
+    from ..predict.recognizer import DEFAULT_MARGIN
+
+    return dict(
+        int8=args.int8,
+        backend=args.backend,
+        precision=args.precision,
+        views=args.views,
+        margin=DEFAULT_MARGIN if args.margin is None else args.margin,
+        max_pixels=int(args.max_megapixels * 1e6),
+    )
+
+
+def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
+    """``predict --engine ray``: the same records from a pool of Ray actors."""
+    from ..predict.ray_engine import RecognizerSpec, output_format, predict_paths_ray
+
+    if args.camera is not None:
+        raise UsageError("--camera runs locally: leave out --engine ray")
+    if args.device not in ("auto", "cpu"):
+        raise UsageError("--engine ray runs each worker on one CPU: leave out --device")
+    try:
+        output_format(args.out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    spec = RecognizerSpec(
+        model=None if args.model is None else os.path.abspath(args.model),
+        detect=not args.no_detect,
+        every=args.every,
+        **_recognizer_options(args),
+    )
+    try:
+        return predict_paths_ray(
+            args.paths,
+            spec,
+            out=args.out,
+            workers=args.workers,
+            address=args.address,
+            labels=labels,
+        )
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+
+
+def _predict_done(args: argparse.Namespace, labels: dict[str, str] | None, summary) -> int:
+    """The labels summary (stderr, and --json's last line), and the exit status."""
+    if labels is not None:
+        s = summary.to_dict()
+        text = (
+            f"{s['files']} files, a face in {s['with_face']}, "
+            f"largest face's label right for {s.get('correct', 0)} of {s.get('labelled', 0)} labelled"
+            + (f" ({100 * s['accuracy']:.1f} %)" if "accuracy" in s else "")
+        )
+        print(f"ferkit: {text}", file=sys.stderr)
+        if s.get("per_class"):
+            rows = [f"{k} {v['correct']}/{v['labelled']}" for k, v in s["per_class"].items()]
+            print("ferkit: right per true label: " + ", ".join(rows), file=sys.stderr)
+        if args.json:
+            print(json.dumps({"summary": s}))
+    return EXIT_INPUT if summary.failed else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..predict.files import predict_paths, read_labels, run_camera
+    from ..predict.recognizer import Recognizer
+
+    if args.engine == "ray":  # each worker loads the model itself
+        if not args.paths:
+            raise UsageError("predict needs image, folder or video paths")
+        labels = read_labels(args.labels) if args.labels else None
+        return _predict_done(args, labels, _predict_ray(args, labels))
+    rec = Recognizer(args.model, device=args.device, **_recognizer_options(args))
+    if args.camera is not None:
+        try:
+            run_camera(rec, args.camera)
+        except RuntimeError as e:
+            raise UsageError(str(e)) from None
+        return 0
+    if not args.paths:
+        raise UsageError("predict needs image, folder or video paths (or --camera N)")
+    labels = read_labels(args.labels) if args.labels else None
+    summary = predict_paths(
+        rec,
+        args.paths,
+        detect=not args.no_detect,
+        out=args.out,
+        as_json=args.json,
+        labels=labels,
+        every=args.every,
+    )
+    return _predict_done(args, labels, summary)

@@ -1,0 +1,123 @@
+"""`ferkit serve`: an HTTP API and a web page (photo upload or live webcam)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..argtypes import (
+    NON_NEGATIVE,
+    PORT,
+    POSITIVE,
+    POSITIVE_INT,
+)
+from .options import UsageError, max_megapixels_arg, model_args
+
+NAME = "serve"
+HELP = "an HTTP API and a web page (photo upload or live webcam)"
+DESCRIPTION = "Serve POST /v1/predict, GET /v1/model, GET /healthz, the API docs at /docs and a web page at / (choose or drop a photo, or use the webcam; browsers allow the webcam only on localhost or https). Everything is served locally: no CDN, no internet."
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    model_args(sp)
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sp.add_argument("--port", type=PORT, default=8000, help="port to listen on")
+    sp.add_argument("--max-upload-mb", type=POSITIVE, default=10, help="larger uploads get 413")
+    max_megapixels_arg(sp, "get 413")
+    sp.add_argument(
+        "--timeout",
+        type=POSITIVE,
+        default=30,
+        metavar="S",
+        help="a client that sends nothing for S seconds mid-upload is answered 408 and dropped "
+        "(default 30)",
+    )
+    sp.add_argument(
+        "--queue",
+        type=POSITIVE_INT,
+        default=16,
+        help="requests admitted at once (running + waiting); more get 503",
+    )
+    sp.add_argument(
+        "--max-inflight-mb",
+        type=POSITIVE,
+        default=64,
+        metavar="MB",
+        help="uploads admitted at once, by their Content-Length (a body without one counts as "
+        "--max-upload-mb); more get 503 before their body is read. One request is always "
+        "admitted when none is",
+    )
+    sp.add_argument(
+        "--workers",
+        type=POSITIVE_INT,
+        help="threads decoding and detecting uploads (default: 8 a core, at most 64: the more "
+        "faces are found at once, the larger the network's batches)",
+    )
+    sp.add_argument(
+        "--decode-megapixels",
+        type=POSITIVE,
+        default=24.0,
+        metavar="MP",
+        help="decoded photos held at once, in megapixels (default 24: two 10 MB phone photos); "
+        "more wait their turn, one is always decoded",
+    )
+    sp.add_argument(
+        "--batch-window-ms",
+        type=NON_NEGATIVE,
+        default=5,
+        metavar="MS",
+        help="how long the faces of one request wait for other requests' faces to share a "
+        "network call (0: no batching, each request's faces alone)",
+    )
+    sp.add_argument(
+        "--max-batch",
+        type=POSITIVE_INT,
+        default=64,
+        help="faces per network call at most",
+    )
+    sp.add_argument(
+        "--cors", nargs="+", metavar="ORIGIN", help="allow these origins (CORS is off by default)"
+    )
+    sp.add_argument("--quiet", action="store_true", help="no access log")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from ..serve import ServeConfig, create_app
+        from ..serve.app import return_freed_memory
+    except ImportError:
+        raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
+    from ..predict.recognizer import Recognizer
+
+    rec = Recognizer(
+        args.model,
+        device=args.device,
+        int8=args.int8,
+        backend=args.backend,
+        precision=args.precision,
+    )
+    cfg = ServeConfig(
+        max_upload_mb=args.max_upload_mb,
+        queue=args.queue,
+        max_inflight_mb=args.max_inflight_mb,
+        max_pixels=int(args.max_megapixels * 1e6),
+        cors_origins=tuple(args.cors or ()),
+        body_timeout_s=args.timeout,
+        workers=args.workers,
+        batch_window_ms=args.batch_window_ms,
+        decode_megapixels=args.decode_megapixels,
+        max_batch_faces=args.max_batch,
+    )
+    print(
+        f"ferkit: serving on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr
+    )
+    return_freed_memory()
+    uvicorn.run(
+        create_app(rec, cfg),
+        host=args.host,
+        port=args.port,
+        log_level="warning" if args.quiet else "info",
+    )
+    return 0
