@@ -314,7 +314,7 @@ def _summary(name: str, accs: dict[str, float], epochs: int = 25) -> dict:
 
 
 def test_fast_rows_take_the_seed_spread_and_the_claims_their_verdicts():
-    from ferkit.reproduce.report import claim_verdicts, paired_seed_spread, row_figures
+    from ferkit.reproduce.verdicts import claim_verdicts, paired_seed_spread, row_figures
 
     by_name = {
         s["experiment"]: s
@@ -351,7 +351,7 @@ def test_fast_rows_take_the_seed_spread_and_the_claims_their_verdicts():
 
 
 def test_paper_procedure_runs_of_different_lengths_are_not_compared():
-    from ferkit.reproduce.report import claim_verdicts, row_figures
+    from ferkit.reproduce.verdicts import claim_verdicts, row_figures
 
     by_name = {
         s["experiment"]: s

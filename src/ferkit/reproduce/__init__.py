@@ -1,9 +1,10 @@
 """``ferkit reproduce``: every training and evaluation behind the paper's Tables III-IX, each
 summarised in a small JSON file, and ``REPRODUCTION.md`` regenerated from those summaries.
 
-Three parts: ``catalogue`` (the experiments and the paper's figures: data), ``runner``
-(train, resume or skip each, evaluate, summarise) and ``report`` (the Markdown and pictures
-from the summaries alone). Finished experiments are skipped, interrupted ones resumed, so the
+Its parts: ``catalogue`` (the experiments and the paper's figures: data), ``runner``
+(train, resume or skip each, evaluate, summarise), ``verdicts`` (what the summaries say of the
+paper's claims), ``report`` and ``lever_table`` (the Markdown) and ``pictures``, all from the
+summaries alone. Finished experiments are skipped, interrupted ones resumed, so the
 command can be re-run until everything is done.
 """
 
@@ -17,15 +18,8 @@ from .catalogue import (
     experiment,
     recorded_tests,
 )
-from .report import (
-    CURVES_FIGURE,
-    FIGURES,
-    load_summaries,
-    render_report,
-    write_figures,
-    write_report,
-    write_summary_figures,
-)
+from .pictures import write_figures, write_summary_figures
+from .report import CURVES_FIGURE, FIGURES, load_summaries, render_report, write_report
 from .runner import Budget, reproduce, run_experiment
 
 __all__ = [

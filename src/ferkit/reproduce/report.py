@@ -4,27 +4,31 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import shutil
-import statistics
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write
 from ..labels import LABELS
 from .catalogue import (
-    CLAIMS,
     EXPERIMENTS,
     FAST_EXPERIMENTS,
     PAPER_PARAMS,
     PAPER_TABLE_IX,
     RECIPES,
     SHIPPED,
-    Claim,
     recorded_tests,
 )
 from .lever_table import lever_section
+from .verdicts import (
+    FAST_PROCEDURE,
+    PAPER_PROCEDURE,
+    RowFigures,
+    accuracy,
+    claim_verdicts,
+    paired_seed_spread,
+    row_figures,
+    table_ix_result,
+)
 
 #: The pictures' folder, inside the summaries folder (committed with them).
 FIGURES = "figures"
@@ -36,13 +40,6 @@ CLAIMS_FIGURE = "paper-vs-ferkit.png"
 
 #: Epochs at which the curve table samples each run (and its last epoch).
 CURVE_EPOCHS = (5, 10, 20, 40, 60, 80, 100, 120, 160, 200, 300, 400, 600, 800, 1000, 1400)
-
-
-def _acc(summary: dict, split: str, method: str) -> float | None:
-    for r in summary["results"]:
-        if r["split"] == split and r["method"] == method:
-            return 100 * r["accuracy"]
-    return None
 
 
 def _fmt(v: float | None) -> str:
@@ -94,8 +91,8 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
                 continue
             lines.append(
                 f"| {exp.name} | {exp.table} | {method} | {_fmt(paper[0])} | "
-                f"{_fmt(_acc(s, 'PublicTest', method))} | {_fmt(paper[1])} | "
-                f"{_fmt(_acc(s, 'PrivateTest', method))} | {s['epochs_done']} | "
+                f"{_fmt(accuracy(s, 'PublicTest', method))} | {_fmt(paper[1])} | "
+                f"{_fmt(accuracy(s, 'PrivateTest', method))} | {s['epochs_done']} | "
                 f"{s['train_seconds'] / 60:.0f} min | {s['machine']} |"
             )
     proxies = [s for s in summaries if s.get("table") == "proxy"]
@@ -118,7 +115,7 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
     if shipped is None:
         lines.append("Not run yet.")
     else:
-        r = _table_ix_result(shipped)
+        r = table_ix_result(shipped)
         split = r["split"]
         lines += [
             f"The model of {SHIPPED}, measured on {split}"
@@ -156,7 +153,7 @@ def _all_tests_section(summaries: list[dict]) -> list[str]:
     tests = ("center", "eval1", "eval2")
     rows = [
         f"| {s['experiment']} | {s['epochs_done']} | "
-        + " | ".join(_fmt(_acc(s, "PublicTest", m)) for m in tests)
+        + " | ".join(_fmt(accuracy(s, "PublicTest", m)) for m in tests)
         + " |"
         for s in summaries
         if s.get("results")
@@ -251,110 +248,6 @@ def _shortfalls(summaries: list[dict]) -> list[str]:
     return ["", "## Where ferkit falls short of the paper, and why", "", *out]
 
 
-PAPER_PROCEDURE, FAST_PROCEDURE = "paper's procedure", "fast procedure"
-
-
-@dataclass(frozen=True)
-class RowFigures:
-    """One row of Tables IV-VII on PublicTest (%): the paper's, ferkit's with the paper's
-    procedure, and ferkit's with the fast one (one figure per seed run)."""
-
-    experiment: str
-    method: str
-    paper: float | None
-    paper_procedure: float | None
-    fast: tuple[float, ...]
-    paper_procedure_epochs: int | None = None
-
-    @property
-    def fast_mean(self) -> float | None:
-        return statistics.fmean(self.fast) if self.fast else None
-
-    @property
-    def fast_sd(self) -> float | None:
-        return statistics.stdev(self.fast) if len(self.fast) > 1 else None
-
-
-def _fast_runs(base: str, by_name: dict[str, dict]) -> list[dict]:
-    """The summaries of a paper experiment's fast-procedure runs (one per seed) that exist."""
-    return [by_name[f.name] for f in FAST_EXPERIMENTS if f.base == base and f.name in by_name]
-
-
-def row_figures(by_name: dict[str, dict]) -> list[RowFigures]:
-    """Every (experiment, test) of the paper's tables with what was measured for it."""
-    rows = []
-    for exp in EXPERIMENTS:
-        s = by_name.get(exp.name)
-        for method in exp.methods:
-            fast = tuple(
-                a
-                for run in _fast_runs(exp.name, by_name)
-                if (a := _acc(run, "PublicTest", method)) is not None
-            )
-            slow = _acc(s, "PublicTest", method) if s else None
-            paper = exp.paper.get(method, (None, None))[0]
-            epochs = s["epochs_done"] if s else None
-            rows.append(RowFigures(exp.name, method, paper, slow, fast, epochs))
-    return rows
-
-
-def paired_seed_spread(by_name: dict[str, dict]) -> float | None:
-    """The largest standard deviation, over the seeds of one fast row, of the difference
-    between two tests of the same model (Eval2 minus Eval1): the noise of a comparison made on
-    one run, which is far smaller than that between two runs."""
-    spreads = []
-    for exp in EXPERIMENTS:
-        diffs = [
-            a - b
-            for s in _fast_runs(exp.name, by_name)
-            if (a := _acc(s, "PublicTest", "eval2")) is not None
-            if (b := _acc(s, "PublicTest", "eval1")) is not None
-        ]
-        if len(diffs) > 1:
-            spreads.append(statistics.stdev(diffs))
-    return max(spreads) if spreads else None
-
-
-def claim_verdicts(
-    rows: list[RowFigures], paired_sd: float | None = None
-) -> list[tuple[Claim, float, dict[str, str]]]:
-    """Each of the paper's comparisons: its difference (points) and, per procedure, ferkit's
-    with a verdict. Two runs differ by seed noise with about sqrt(2) x the seed spread, so a
-    difference within twice that cannot be told from noise; two tests of one run differ with
-    ``paired_sd`` (:func:`paired_seed_spread`), so within twice that. Without a measured spread
-    the verdict says so, and paper-procedure runs of different lengths are not compared."""
-    at = {(r.experiment, r.method): r for r in rows}
-    spreads = [r.fast_sd for r in rows if r.fast_sd is not None]
-    between = max(spreads) if spreads else None
-    out = []
-    for claim in CLAIMS:
-        a, b = at[claim.a], at[claim.b]
-        # one run's two tests differ with paired_sd; two runs with sqrt(2) x the seed spread
-        sd, k = (paired_sd, 2.0) if claim.a[0] == claim.b[0] else (between, 2 * math.sqrt(2))
-        noise = {PAPER_PROCEDURE: None, FAST_PROCEDURE: k * sd if sd is not None else None}
-        verdicts = {}
-        for procedure, pick in (
-            (PAPER_PROCEDURE, lambda r: r.paper_procedure),
-            (FAST_PROCEDURE, lambda r: r.fast_mean),
-        ):
-            if pick(a) is None or pick(b) is None:
-                verdicts[procedure] = "not measured"
-                continue
-            d, limit = pick(a) - pick(b), noise[procedure]
-            ea, eb = a.paper_procedure_epochs, b.paper_procedure_epochs
-            word = "confirms" if d > 0 else "contradicts"
-            if procedure == PAPER_PROCEDURE and ea != eb:
-                verdicts[procedure] = f"{d:+.1f}: cannot tell (runs of {ea} and {eb} epochs)"
-            elif limit is None:
-                verdicts[procedure] = f"{d:+.1f}: {word} (no seed spread measured)"
-            elif abs(d) <= limit:
-                verdicts[procedure] = f"{d:+.1f}: within seed noise (+-{limit:.1f})"
-            else:
-                verdicts[procedure] = f"{d:+.1f}: {word} (beyond seed noise)"
-        out.append((claim, a.paper - b.paper, verdicts))
-    return out
-
-
 def _fast_section(by_name: dict[str, dict], figures: str) -> list[str]:
     """The fast procedure beside the paper's for every row, the seed spread, and the paper's
     comparisons checked with each (only once a fast run of a paper row is summarised)."""
@@ -419,7 +312,7 @@ def _recipe_section(by_name: dict[str, dict]) -> list[str]:
             test = ", ".join(
                 f"{m} {a:.1f}"
                 for m in recorded_tests(exp)
-                if (a := _acc(x, "PublicTest", m)) is not None
+                if (a := accuracy(x, "PublicTest", m)) is not None
             )
             hours = f"{x['train_seconds'] / 3600:.1f} h"
             cells += [f"{x['epochs_done']} ({hours})", f"{100 * x['val_acc']:.1f}", test or "-"]
@@ -470,12 +363,6 @@ def _curve_section(summaries: list[dict], figures: str) -> list[str]:
     return lines
 
 
-def _table_ix_result(s12: dict) -> dict:
-    """The BKVGG12 + SVM Eval2 result Table IX shows: PrivateTest when measured, else PublicTest."""
-    split = "PrivateTest" if _acc(s12, "PrivateTest", "eval2") is not None else "PublicTest"
-    return next(x for x in s12["results"] if x["split"] == split and x["method"] == "eval2")
-
-
 def write_report(summaries_dir: Path, report: Path) -> str:
     """Read every summary JSON in ``summaries_dir`` and (re)write ``report``."""
     summaries = load_summaries(summaries_dir)
@@ -483,44 +370,3 @@ def write_report(summaries_dir: Path, report: Path) -> str:
     with atomic_write(report, "w") as fh:
         fh.write(text)
     return text
-
-
-def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
-    """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here), Table
-    IX's picture and every run's validation curve, beside the summaries, where the report links
-    them."""
-    from ..data.augment import preview_views
-    from ..data.fer2013 import preview_faces
-    from ..figures import augment_preview
-    from ..training.run_folder import RunFolder
-
-    figs = summaries_dir / FIGURES
-    figs.mkdir(parents=True, exist_ok=True)
-    faces = preview_faces(data)
-    views = preview_views(faces.images)
-    augment_preview(faces.images, faces.labels, views, figs / "fig1-augmentation.png")
-    curves = RunFolder(out / "runs" / SHIPPED).curves
-    if curves.exists():
-        shutil.copyfile(curves, figs / "fig2-bkvgg12-curves.png")
-    write_summary_figures(summaries_dir)
-
-
-def write_summary_figures(summaries_dir: Path) -> None:
-    """The pictures drawn from the summaries alone: Table IX's and every run's validation
-    curve (what ``ferkit reproduce --report-only`` redraws)."""
-    from ..evaluation.evaluate import EvalResult
-    from ..figures import confusion_matrices, paper_claims, validation_curves
-
-    figs = summaries_dir / FIGURES
-    figs.mkdir(parents=True, exist_ok=True)
-    summaries = load_summaries(summaries_dir)
-    shipped = next((s for s in summaries if s.get("experiment") == SHIPPED), None)
-    if shipped is not None:
-        result = EvalResult(**_table_ix_result(shipped))
-        confusion_matrices([result], figs / "table9-confusion.png")
-    summaries = [s for s in summaries if s.get("table") != "proxy"]  # the lever table's
-    if any(s.get("curve") for s in summaries):
-        validation_curves(summaries, figs / CURVES_FIGURE)
-    rows = row_figures({s["experiment"]: s for s in summaries})
-    if any(r.fast for r in rows):
-        paper_claims(rows, figs / CLAIMS_FIGURE)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..atomic import atomic_write
 from .catalogue import EXPERIMENTS, Experiment, experiment, recorded_tests
-from .report import write_figures, write_report
+from .pictures import write_figures
+from .report import write_report
 
 
 @dataclass

@@ -18,7 +18,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from ..atomic import remove_stale_temporaries
 from ..data.augment import AugmentConfig, alternating_mirror, augment, ramped_strength
 from ..data.fer2013 import load_fer2013, stratified_split
 from ..data.preprocess import Normalizer
-from ..device import autocast, autocast_dtype, machine_description, memory_format, resolve_device
+from ..device import autocast_dtype, memory_format, resolve_device
 from ..fermodel.files import save_model
 from ..fermodel.model import FerModel, ModelMeta
 from ..fermodel.views import center_crop
@@ -40,9 +39,25 @@ from ..figures import training_curves
 from ..labels import TRAIN_SPLIT
 from ..losses import get_loss
 from ..models import create_model
-from ..models.init import dirac_init, whiten_first_conv
-from ..models.norm import batchnorms, fold_batchnorm, with_batchnorm
 from .averaging import decay_at, recompute_batchnorm, update_ema
+from .components import (
+    STATISTICS_IMAGES,
+    DistInfo,
+    build_network,
+    checked_within,
+    config_record,
+    epoch_seed,
+    lr_at,
+    make_optimizer,
+    progress_bar,
+    saved_network,
+    shard,
+    trace_order,
+    trace_weights,
+    train_step,
+    validate,
+    within_epoch,
+)
 from .config import TrainConfig
 from .run_folder import (
     CheckpointError,
@@ -52,9 +67,7 @@ from .run_folder import (
     save_checkpoint,
 )
 
-#: Training images whose centre crops measure the patch whitening and recomputed BatchNorm
-#: statistics (a fixed share: the first of the seeded split).
-STATISTICS_IMAGES = 5120
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "lr_at", "make_optimizer", "train"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -72,108 +85,79 @@ class TrainResult:
     history: list[EpochMetrics] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- helpers
+@dataclass
+class _Setup:
+    """Where and how the run computes: fixed for the run."""
+
+    cfg: TrainConfig
+    run: RunFolder
+    di: DistInfo
+    device: torch.device
+    amp: torch.dtype | None
+    fmt: torch.memory_format
+
+    def say(self, msg: str) -> None:
+        if self.di.main:
+            print(msg, file=sys.stderr)
 
 
-def shard(indices: torch.Tensor, rank: int, world: int) -> torch.Tensor:
-    """This rank's disjoint share of an epoch's order (equal sizes: the remainder is dropped)."""
-    per = len(indices) // world
-    return indices[rank * per : (rank + 1) * per]
+@dataclass
+class _Data:
+    """Training and validation faces, normalised once and kept on the device."""
+
+    x_train: torch.Tensor  # (N, 1, 48, 48): augmented per batch
+    y_train: torch.Tensor
+    x_val: torch.Tensor  # centre crops
+    y_val: torch.Tensor
+    val_imgs: np.ndarray  # as read, for the temperature
+    val_lbls: np.ndarray
+    normalizer: Normalizer
 
 
-def lr_at(cfg: TrainConfig, progress: float, epoch_progress: float = math.inf) -> float | None:
-    """The learning rate set by the schedule at ``progress`` in [0, 1] of the run, with
-    ``epoch_progress`` epochs done; None where the plateau scheduler is in charge (after the
-    first step past warm-up, which starts it at ``cfg.lr``, not at warm-up's last value)."""
-    if cfg.schedule != "onecycle" and epoch_progress < cfg.warmup_epochs:
-        return cfg.lr * (0.01 + 0.99 * epoch_progress / cfg.warmup_epochs)
-    if cfg.schedule == "plateau":  # the full rate once warm-up is over, then lr / 10 on stalls
-        return cfg.lr if epoch_progress == cfg.warmup_epochs else None
-    if cfg.schedule == "cosine":
-        return 0.5 * cfg.lr * (1 + math.cos(math.pi * progress))
-    # onecycle: cosine warm-up from lr/25 over the first 25%, cosine decay to lr/1e4.
-    start, end, warm = cfg.lr / 25, cfg.lr / 1e4, 0.25
-    if progress < warm:
-        return start + (cfg.lr - start) * 0.5 * (1 - math.cos(math.pi * progress / warm))
-    p = (progress - warm) / (1 - warm)
-    return end + (cfg.lr - end) * 0.5 * (1 + math.cos(math.pi * p))
+@dataclass
+class _Trained:
+    """One epoch's training, over every rank's images."""
+
+    loss: float
+    acc: float
+    images_per_s: float
+    t0: float  # when the epoch began (its seconds run to the end of validation)
 
 
-def make_optimizer(cfg: TrainConfig, net: torch.nn.Module) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's) or AdamW; BatchNorm's own scale and shift are not
-    decayed (they do not exist in the saved network: decaying them only fights the folding),
-    and its shifts step at ``cfg.bn_bias_lr`` times the rate (each group's ``lr_scale``).
-    Parameters that are not trained (a fixed BatchNorm scale) are left out."""
-    norms = batchnorms(net)
-    shifts = {id(m.bias) for m in norms}
-    scales = {id(m.weight) for m in norms}
-    trained = [p for p in net.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in trained if id(p) not in shifts | scales], "lr_scale": 1.0},
-        {"params": [p for p in trained if id(p) in scales], "weight_decay": 0.0, "lr_scale": 1.0},
-        {
-            "params": [p for p in trained if id(p) in shifts],
-            "weight_decay": 0.0,
-            "lr_scale": cfg.bn_bias_lr,
-        },
-    ]
-    groups = [g for g in groups if g["params"]]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(
-        groups,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        nesterov=cfg.nesterov,
-    )
+@dataclass
+class _State:
+    """What changes from epoch to epoch: what ``checkpoint.pt`` holds."""
 
-
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """Independent, reproducible seeds per (run seed, epoch, purpose)."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
-
-
-class _DistInfo:
-    def __init__(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    net: torch.nn.Module  # trains (with its BatchNorm, unfolded)
+    average: torch.nn.Module | None  # the weight average, when --ema
+    optimizer: torch.optim.Optimizer
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
+    next_epoch: int = 1
+    best_val: float = -1.0
+    best_epoch: int = 0
+    drops: int = 0
+    history: list[EpochMetrics] = field(default_factory=list)
+    within: dict | None = None  # where a checkpoint saved inside an epoch left that epoch
 
     @property
-    def main(self) -> bool:
-        return self.rank == 0
+    def judged(self) -> torch.nn.Module:
+        """What is validated and saved: the average when there is one."""
+        return self.average if self.average is not None else self.net
 
-    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
-        if self.world > 1:
-            dist.all_reduce(t)
-        return t
-
-
-# --------------------------------------------------------------------------- the run
-
-
-def train_step(
-    net,
-    optimizer,
-    loss_fn,
-    xb: torch.Tensor,
-    yb: torch.Tensor,
-    amp: torch.dtype | None,
-    clip: float | None = None,
-):
-    """One SGD step on a prepared batch; returns (loss, scores), both still on the device.
-
-    ``clip`` caps the gradient's global norm (the norm stays a tensor: no host sync)."""
-    with autocast(xb.device, amp):
-        scores = net(xb)
-    loss = loss_fn(scores.float(), yb)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(net.parameters(), clip, foreach=True)
-    optimizer.step()
-    return loss, scores
+    def to_checkpoint(self, cfg: TrainConfig, epochs_done: int, within: dict | None = None):
+        return {
+            **({"within": within} if within else {}),
+            "model": self.net.state_dict(),  # unfolded: --resume continues bit-exact
+            **({"ema": self.average.state_dict()} if self.average is not None else {}),
+            "optimizer": self.optimizer.state_dict(),
+            "plateau": self.plateau.state_dict(),
+            "epoch": epochs_done,
+            "best_val_acc": self.best_val,
+            "best_epoch": self.best_epoch,
+            "drops": self.drops,
+            "config": json.dumps(dataclasses.asdict(cfg)),
+            "rng": {"torch": torch.get_rng_state()},
+        }
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
@@ -199,12 +183,52 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
 
 
 def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
-    out = Path(cfg.out)
-    run = RunFolder(out)
-    di = _DistInfo()
+    """The run, top to bottom: set-up, data, model, resume, epochs, temperature."""
+    setup = _set_up(cfg)
+    data = _load_data(setup)
+    plain, state = _build(setup, data)
+    if resume:
+        _restore(setup, state)
+    meta = ModelMeta(
+        arch=cfg.arch.lower(),
+        loss=cfg.loss,
+        config=config_record(cfg, setup.device, setup.amp, setup.di),
+    )
+    stop_reason = f"all {cfg.epochs} epochs done"
+    epoch = _Epochs(setup, data, state)
+    for n in range(state.next_epoch, cfg.epochs + 1):
+        if cfg.schedule == "plateau" and state.drops > cfg.max_drops:
+            stop_reason = f"stopped on a plateau after {cfg.max_drops} learning-rate drops"
+            break
+        trained = epoch.train(n)
+        val_loss, val_acc = epoch.validate()
+        m, improved = _record(setup, state, n, trained, val_loss, val_acc)
+        _write_files(setup, state, plain, data.normalizer, meta, m, improved)
+        if cfg.trace_shards:
+            trace_weights(cfg.trace_shards, setup.di.rank, state.net)
+    if setup.di.main and setup.run.model.exists():
+        t = _fit_temperature(setup.run.model, data.val_imgs, data.val_lbls)
+        if t is not None:
+            setup.say(
+                f"probabilities: temperature {t:g} fitted on the {len(data.val_lbls)} "
+                "validation faces"
+            )
+    if setup.di.world > 1:
+        dist.barrier()
+    setup.say(
+        f"{stop_reason}: best validation accuracy {state.best_val:.4f} at epoch {state.best_epoch}"
+    )
+    last = state.history[-1].epoch if state.history else 0
+    return TrainResult(cfg.out, last, state.best_epoch, state.best_val, state.history)
+
+
+def _set_up(cfg: TrainConfig) -> _Setup:
+    """The run folder (checked, stale temporaries gone), threads, device, processes, numerics."""
+    run = RunFolder(Path(cfg.out))
+    di = DistInfo()
     if di.main:
         run.check_writable()
-        remove_stale_temporaries(out)  # left by a kill -9 mid-write
+        remove_stale_temporaries(run.path)  # left by a kill -9 mid-write
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -214,14 +238,17 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    amp = autocast_dtype(device, cfg.precision)
-    fmt = memory_format(device)
-    say = (lambda msg: None) if not di.main else (lambda msg: print(msg, file=sys.stderr))
+    return _Setup(
+        cfg, run, di, device, autocast_dtype(device, cfg.precision), memory_format(device)
+    )
 
-    # ---- data: Training split into train/val, normalised once, kept on the device
+
+def _load_data(setup: _Setup) -> _Data:
+    """Training split into train and validation faces, normalised once, kept on the device."""
+    cfg, di = setup.cfg, setup.di
     ds = load_fer2013(cfg.data, on_error="skip" if cfg.skip_bad else "raise")
     if ds.n_skipped:
-        say(f"ferkit: {ds.skipped_message()}")
+        setup.say(f"ferkit: {ds.skipped_message()}")
     full = ds.split(TRAIN_SPLIT)
     if cfg.val_split:
         val_set = ds.split(cfg.val_split)
@@ -238,144 +265,140 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     if cfg.batch_size % di.world:
         raise ValueError(f"--batch-size {cfg.batch_size} is not divisible by {di.world} processes")
     normalizer = Normalizer.fit(train_imgs)
-    x_train = normalizer(train_imgs).to(device)
-    y_train = torch.as_tensor(train_lbls).to(device)
-    x_val = center_crop(normalizer(val_imgs)).to(device).contiguous(memory_format=fmt)
-    y_val = torch.as_tensor(val_lbls).to(device)
+    device = setup.device
+    return _Data(
+        x_train=normalizer(train_imgs).to(device),
+        y_train=torch.as_tensor(train_lbls).to(device),
+        x_val=center_crop(normalizer(val_imgs)).to(device).contiguous(memory_format=setup.fmt),
+        y_val=torch.as_tensor(val_lbls).to(device),
+        val_imgs=val_imgs,
+        val_lbls=val_lbls,
+        normalizer=normalizer,
+    )
 
-    # ---- model, optimiser, loss
+
+def _build(setup: _Setup, data: _Data) -> tuple[torch.nn.Module, _State]:
+    """The paper's network (what every saved model is) and the state that trains it."""
+    cfg = setup.cfg
     torch.manual_seed(cfg.seed)
-    plain = create_model(cfg.arch)  # the paper's network: what every saved model is
-    net = build_network(cfg, plain, x_train)
-    net = net.to(device).to(memory_format=fmt)
+    plain = create_model(cfg.arch)
+    net = build_network(cfg, plain, data.x_train).to(setup.device).to(memory_format=setup.fmt)
     average = copy.deepcopy(net).eval().requires_grad_(False) if cfg.ema else None
     optimizer = make_optimizer(cfg, net)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=0.1, patience=cfg.patience, threshold=1e-3
     )
-    loss_fn = get_loss(cfg.loss)
-    start_epoch, best_val, best_epoch, drops = 1, -1.0, 0, 0
-    history: list[EpochMetrics] = []
-    within: dict | None = None  # where a checkpoint saved inside an epoch left that epoch
-    if resume:
-        ck = load_checkpoint(run.checkpoint)
-        try:
-            net.load_state_dict(ck["model"])
-            if average is not None:
-                average.load_state_dict(ck["ema"])
-            optimizer.load_state_dict(ck["optimizer"])
-            plateau.load_state_dict(ck["plateau"])
-            torch.set_rng_state(ck["rng"]["torch"])
-            start_epoch = int(ck["epoch"]) + 1
-            best_val, best_epoch, drops = ck["best_val_acc"], ck["best_epoch"], ck["drops"]
-            within = _checked_within(ck)
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise CheckpointError(
-                f"{run.checkpoint}: does not fit this run's settings ({first})"
-            ) from None
-        history = run.read_metrics(upto=ck["epoch"])
-        if di.main:
-            run.write_metrics(history)  # drop lines of an unfinished epoch
-        if start_epoch > cfg.epochs:
-            say(f"{out} has finished its {cfg.epochs} epochs (raise them with --epochs N)")
-        else:
-            at = f", step {within['step']}" if within else ""
-            say(f"resuming {out} at epoch {start_epoch}{at} of {cfg.epochs}")
-    model_net = torch.nn.parallel.DistributedDataParallel(net) if di.world > 1 else net
+    return plain, _State(net, average, optimizer, plateau)
 
-    local_batch = cfg.batch_size // di.world
-    n_train = len(y_train)
-    steps = n_train // cfg.batch_size  # the last partial batch is dropped (fresh order every epoch)
-    meta = ModelMeta(
-        arch=cfg.arch.lower(), loss=cfg.loss, config=_config_record(cfg, device, amp, di)
-    )
-    stop_reason = f"all {cfg.epochs} epochs done"
 
-    def state(epochs_done: int, within: dict | None = None) -> dict:
-        """What ``checkpoint.pt`` holds after ``epochs_done`` whole epochs (plus ``within``
-        when it is saved inside the next one)."""
-        return {
-            **({"within": within} if within else {}),
-            "model": net.state_dict(),  # unfolded: --resume continues bit-exact
-            **({"ema": average.state_dict()} if average is not None else {}),
-            "optimizer": optimizer.state_dict(),
-            "plateau": plateau.state_dict(),
-            "epoch": epochs_done,
-            "best_val_acc": best_val,
-            "best_epoch": best_epoch,
-            "drops": drops,
-            "config": json.dumps(dataclasses.asdict(cfg)),
-            "rng": {"torch": torch.get_rng_state()},
-        }
+def _restore(setup: _Setup, state: _State) -> None:
+    """Continue from ``checkpoint.pt``: weights, average, optimiser, schedule, random state and
+    metrics, exactly as they were (a file that does not fit is a CheckpointError)."""
+    run = setup.run
+    ck = load_checkpoint(run.checkpoint)
+    try:
+        state.net.load_state_dict(ck["model"])
+        if state.average is not None:
+            state.average.load_state_dict(ck["ema"])
+        state.optimizer.load_state_dict(ck["optimizer"])
+        state.plateau.load_state_dict(ck["plateau"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        state.next_epoch = int(ck["epoch"]) + 1
+        state.best_val, state.best_epoch = ck["best_val_acc"], ck["best_epoch"]
+        state.drops = ck["drops"]
+        state.within = checked_within(ck)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(
+            f"{run.checkpoint}: does not fit this run's settings ({first})"
+        ) from None
+    state.history = run.read_metrics(upto=ck["epoch"])
+    if setup.di.main:
+        run.write_metrics(state.history)  # drop lines of an unfinished epoch
+    if state.next_epoch > setup.cfg.epochs:
+        setup.say(
+            f"{run.path} has finished its {setup.cfg.epochs} epochs (raise them with --epochs N)"
+        )
+    else:
+        at = f", step {state.within['step']}" if state.within else ""
+        setup.say(f"resuming {run.path} at epoch {state.next_epoch}{at} of {setup.cfg.epochs}")
 
-    aug_full = AugmentConfig.from_ranges(cfg.rotation, cfg.rescale, cfg.shift, cfg.erase)
-    flip_bits = torch.randint(  # alternating mirroring: each face's own first side
-        0, 2, (n_train,), generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, 0, 2))
-    ).to(device)
-    ema_start_step = round(cfg.ema_start * cfg.epochs * steps)
-    bn_views = x_train[:STATISTICS_IMAGES] if cfg.ema_bn == "recomputed" else None
 
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        if cfg.schedule == "plateau" and drops > cfg.max_drops:
-            stop_reason = f"stopped on a plateau after {cfg.max_drops} learning-rate drops"
-            break
-        # ---- one epoch of training on this rank's shard
+class _Epochs:
+    """One epoch of training on this rank's shard, and its validation."""
+
+    def __init__(self, setup: _Setup, data: _Data, state: _State) -> None:
+        cfg, device = setup.cfg, setup.device
+        self.setup, self.data, self.state = setup, data, state
+        self.model = (
+            torch.nn.parallel.DistributedDataParallel(state.net)
+            if setup.di.world > 1
+            else state.net
+        )
+        self.loss_fn = get_loss(cfg.loss)
+        self.n_train = len(data.y_train)
+        self.steps = self.n_train // cfg.batch_size  # the last partial batch is dropped
+        self.local_batch = cfg.batch_size // setup.di.world
+        self.aug_full = AugmentConfig.from_ranges(cfg.rotation, cfg.rescale, cfg.shift, cfg.erase)
+        self.flip_bits = torch.randint(  # alternating mirroring: each face's own first side
+            0,
+            2,
+            (self.n_train,),
+            generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, 0, 2)),
+        ).to(device)
+        self.ema_start_step = round(cfg.ema_start * cfg.epochs * self.steps)
+        recompute = cfg.ema_bn == "recomputed"
+        self.bn_views = data.x_train[:STATISTICS_IMAGES] if recompute else None
+
+    def train(self, epoch: int) -> _Trained:
+        """Train epoch ``epoch`` (from where a checkpoint inside it left off)."""
+        setup, state, cfg, di = self.setup, self.state, self.setup.cfg, self.setup.di
+        device, steps, run = setup.device, self.steps, setup.run
         t0 = time.perf_counter()
-        model_net.train()
+        self.model.train()
         torch.manual_seed(epoch_seed(cfg.seed, epoch, 1 + di.rank))  # dropout
         order = torch.randperm(
-            n_train, generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0))
+            self.n_train, generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0))
         )
         order = shard(order[: steps * cfg.batch_size], di.rank, di.world).to(device)
         aug_gen = torch.Generator(device=device).manual_seed(
             epoch_seed(cfg.seed, epoch, 100 + di.rank)
         )
         if cfg.trace_shards:
-            _trace(cfg.trace_shards, di.rank, epoch, order)
+            trace_order(cfg.trace_shards, di.rank, epoch, order)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         first = 0
-        if within is not None:  # continue the epoch a checkpoint left at step `first`
-            first, t0 = within["step"], t0 - within["seconds"]
-            loss_sum.fill_(within["loss_sum"])
-            correct.fill_(within["correct"])
-            aug_gen.set_state(within["aug_rng"])
-            torch.set_rng_state(within["torch_rng"])  # dropout, as it was at that step
-            if "cuda_rng" in within:
-                torch.cuda.set_rng_state(within["cuda_rng"], device)
-            within = None
+        if state.within is not None:  # continue the epoch a checkpoint left at step `first`
+            w, state.within = state.within, None
+            first, t0 = w["step"], t0 - w["seconds"]
+            loss_sum.fill_(w["loss_sum"])
+            correct.fill_(w["correct"])
+            aug_gen.set_state(w["aug_rng"])
+            torch.set_rng_state(w["torch_rng"])  # dropout, as it was at that step
+            if "cuda_rng" in w:
+                torch.cuda.set_rng_state(w["cuda_rng"], device)
         strength = ramped_strength(cfg.augment_strength, cfg.augment_ramp_from, epoch, cfg.epochs)
-        aug_cfg = aug_full.scaled(strength)
-        bar = _progress(steps, epoch, cfg, di.main, first)
+        aug_cfg = self.aug_full.scaled(strength)
+        bar = progress_bar(steps, epoch, cfg, di.main, first)
         saved_at = time.monotonic()
         for step in range(first, steps):
             done = epoch - 1 + step / steps
             if (lr := lr_at(cfg, done / cfg.epochs, done)) is not None:
-                for g in optimizer.param_groups:
+                for g in state.optimizer.param_groups:
                     g["lr"] = lr * g.get("lr_scale", 1.0)
-            idx = order[step * local_batch : (step + 1) * local_batch]
-            xb = x_train[idx]
-            if cfg.augment:
-                mirror = (
-                    alternating_mirror(flip_bits[idx], epoch) if cfg.mirror == "alternate" else None
-                )
-                xb = augment(xb, aug_gen, aug_cfg, mirror)
-            else:
-                xb = center_crop(xb)
-            yb = y_train[idx]
-            xb = xb.contiguous(memory_format=fmt)
+            idx = order[step * self.local_batch : (step + 1) * self.local_batch]
+            xb, yb = self._batch(idx, epoch, aug_gen, aug_cfg), self.data.y_train[idx]
             loss, scores = train_step(
-                model_net, optimizer, loss_fn, xb, yb, amp, cfg.clip_grad_norm
+                self.model, state.optimizer, self.loss_fn, xb, yb, setup.amp, cfg.clip_grad_norm
             )
-            if average is not None:
-                update_ema(
-                    average, net, decay_at(cfg.ema, (epoch - 1) * steps + step, ema_start_step)
-                )
+            if state.average is not None:
+                decay = decay_at(cfg.ema, (epoch - 1) * steps + step, self.ema_start_step)
+                update_ema(state.average, state.net, decay)
             loss_sum += loss.detach() * len(yb)
             correct += (scores.detach().argmax(1) == yb).sum()
             if bar is not None and (step % 10 == 9 or step == steps - 1):  # the only host syncs
-                seen = (step + 1) * local_batch
+                seen = (step + 1) * self.local_batch
                 bar.set_postfix(
                     loss=f"{loss_sum.item() / seen:.4f}",
                     acc=f"{correct.item() / seen:.3f}",
@@ -388,12 +411,12 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                 and step + 1 < steps
                 and time.monotonic() - saved_at >= 60 * cfg.checkpoint_minutes
             ):
-                at = _within(step + 1, loss_sum, correct, t0, aug_gen, device)
-                save_checkpoint(state(epoch - 1, at), run.checkpoint)
+                at = within_epoch(step + 1, loss_sum, correct, t0, aug_gen, device)
+                save_checkpoint(state.to_checkpoint(cfg, epoch - 1, at), run.checkpoint)
                 saved_at = time.monotonic()
         if bar is not None:
             bar.close()
-        train_seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         totals = di.all_sum(torch.stack([loss_sum, correct.double()]))
         n_seen = steps * cfg.batch_size
         train_loss, train_acc = totals[0].item() / n_seen, totals[1].item() / n_seen
@@ -402,80 +425,109 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
                 f"training loss became {train_loss} in epoch {epoch}: lower --lr (now {cfg.lr}); "
                 f"the last good state is epoch {epoch - 1} in {run.checkpoint}"
             )
+        return _Trained(train_loss, train_acc, n_seen / seconds, t0)
 
-        # ---- validation (each rank scores its share of the validation set)
-        judged = average if average is not None else model_net  # what is validated and saved
-        if average is not None and bn_views is not None:
-            recompute_batchnorm(average, center_crop(bn_views).contiguous(memory_format=fmt))
-        val_loss, val_acc = _validate(judged, x_val, y_val, loss_fn, device, amp, di)
-        lr_now = optimizer.param_groups[0]["lr"]
-        if cfg.schedule == "plateau" and epoch >= cfg.warmup_epochs:
-            plateau.step(train_loss)
-            if optimizer.param_groups[0]["lr"] < lr_now * 0.5:
-                drops += 1
-                say(
-                    f"epoch {epoch}: training loss stalled, learning rate -> {optimizer.param_groups[0]['lr']:.2e}"
-                )
-        m = EpochMetrics(
-            epoch,
-            train_loss,
-            train_acc,
-            val_loss,
-            val_acc,
-            lr_now,
-            n_seen / train_seconds,
-            time.perf_counter() - t0,
+    def _batch(self, idx: torch.Tensor, epoch: int, aug_gen, aug_cfg) -> torch.Tensor:
+        """The batch's views: augmented (mirroring alternated when asked), or centre crops."""
+        xb = self.data.x_train[idx]
+        if self.setup.cfg.augment:
+            alternate = self.setup.cfg.mirror == "alternate"
+            mirror = alternating_mirror(self.flip_bits[idx], epoch) if alternate else None
+            xb = augment(xb, aug_gen, aug_cfg, mirror)
+        else:
+            xb = center_crop(xb)
+        return xb.contiguous(memory_format=self.setup.fmt)
+
+    def validate(self) -> tuple[float, float]:
+        """(loss, accuracy) of what is judged, its BatchNorm statistics measured afresh first
+        when asked (``--ema-bn recomputed``)."""
+        setup, state = self.setup, self.state
+        if state.average is not None and self.bn_views is not None:
+            views = center_crop(self.bn_views).contiguous(memory_format=setup.fmt)
+            recompute_batchnorm(state.average, views)
+        judged = state.average if state.average is not None else self.model
+        return validate(
+            judged,
+            self.data.x_val,
+            self.data.y_val,
+            self.loss_fn,
+            setup.device,
+            setup.amp,
+            setup.di,
         )
-        history.append(m)
-        improved = val_acc > best_val
-        if improved:
-            best_val, best_epoch = val_acc, epoch
 
-        # ---- files (rank 0): best model, metrics, curves, then the checkpoint last
-        if di.main:
-            if improved:
-                meta.metrics = {
-                    "best_epoch": epoch,
-                    "val_acc": val_acc,
-                    "val_loss": val_loss,
-                    "train_acc": train_acc,
-                    "epochs_done": epoch,
-                }
-                save_model(
-                    FerModel(
-                        saved_network(average if average is not None else net, plain),
-                        normalizer,
-                        meta,
-                    ),
-                    run.model,
-                )
-            run.write_metrics(history)
-            training_curves(
-                [m.epoch for m in history],
-                [m.train_acc for m in history],
-                [m.val_acc for m in history],
-                run.curves,
-                f"{cfg.arch} + {cfg.loss}",
+
+def _record(
+    setup: _Setup, state: _State, epoch: int, trained: _Trained, val_loss: float, val_acc: float
+) -> tuple[EpochMetrics, bool]:
+    """The plateau schedule's step, the epoch's metrics into the history, and whether it is the
+    best so far."""
+    cfg = setup.cfg
+    lr_now = state.optimizer.param_groups[0]["lr"]
+    if cfg.schedule == "plateau" and epoch >= cfg.warmup_epochs:
+        state.plateau.step(trained.loss)
+        if state.optimizer.param_groups[0]["lr"] < lr_now * 0.5:
+            state.drops += 1
+            setup.say(
+                f"epoch {epoch}: training loss stalled, learning rate -> "
+                f"{state.optimizer.param_groups[0]['lr']:.2e}"
             )
-            save_checkpoint(state(epoch), run.checkpoint)
-            if cfg.quiet:
-                say(json.dumps(dataclasses.asdict(m)))
-            else:
-                say(
-                    f"epoch {epoch}/{cfg.epochs}: loss {train_loss:.4f} acc {train_acc:.3f} | "
-                    f"val loss {val_loss:.4f} acc {val_acc:.3f}{' *' if improved else ''} | "
-                    f"{m.images_per_s:.0f} img/s, {m.seconds:.0f} s"
-                )
-        if cfg.trace_shards:
-            _trace_weights(cfg.trace_shards, di.rank, net)
-    if di.main and run.model.exists():
-        t = _fit_temperature(run.model, val_imgs, val_lbls)
-        if t is not None:
-            say(f"probabilities: temperature {t:g} fitted on the {len(val_lbls)} validation faces")
-    if di.world > 1:
-        dist.barrier()
-    say(f"{stop_reason}: best validation accuracy {best_val:.4f} at epoch {best_epoch}")
-    return TrainResult(str(out), history[-1].epoch if history else 0, best_epoch, best_val, history)
+    m = EpochMetrics(
+        epoch,
+        trained.loss,
+        trained.acc,
+        val_loss,
+        val_acc,
+        lr_now,
+        trained.images_per_s,
+        time.perf_counter() - trained.t0,
+    )
+    state.history.append(m)
+    improved = val_acc > state.best_val
+    if improved:
+        state.best_val, state.best_epoch = val_acc, epoch
+    return m, improved
+
+
+def _write_files(
+    setup: _Setup,
+    state: _State,
+    plain: torch.nn.Module,
+    normalizer: Normalizer,
+    meta: ModelMeta,
+    m: EpochMetrics,
+    improved: bool,
+) -> None:
+    """Rank 0: the best model (the paper's network), metrics, curves, then the checkpoint last."""
+    if not setup.di.main:
+        return
+    cfg, run = setup.cfg, setup.run
+    if improved:
+        meta.metrics = {
+            "best_epoch": m.epoch,
+            "val_acc": m.val_acc,
+            "val_loss": m.val_loss,
+            "train_acc": m.train_acc,
+            "epochs_done": m.epoch,
+        }
+        save_model(FerModel(saved_network(state.judged, plain), normalizer, meta), run.model)
+    run.write_metrics(state.history)
+    training_curves(
+        [x.epoch for x in state.history],
+        [x.train_acc for x in state.history],
+        [x.val_acc for x in state.history],
+        run.curves,
+        f"{cfg.arch} + {cfg.loss}",
+    )
+    save_checkpoint(state.to_checkpoint(cfg, m.epoch), run.checkpoint)
+    if cfg.quiet:
+        setup.say(json.dumps(dataclasses.asdict(m)))
+    else:
+        setup.say(
+            f"epoch {m.epoch}/{cfg.epochs}: loss {m.train_loss:.4f} acc {m.train_acc:.3f} | "
+            f"val loss {m.val_loss:.4f} acc {m.val_acc:.3f}{' *' if improved else ''} | "
+            f"{m.images_per_s:.0f} img/s, {m.seconds:.0f} s"
+        )
 
 
 def _fit_temperature(path: Path, images: np.ndarray, labels: np.ndarray):
@@ -491,123 +543,3 @@ def _fit_temperature(path: Path, images: np.ndarray, labels: np.ndarray):
     model.meta.temperature = fit_temperature(model.score(images, "eval1").cpu(), labels, model.loss)
     save_model(model, path)
     return model.meta.temperature
-
-
-def build_network(cfg: TrainConfig, plain: torch.nn.Module, images: torch.Tensor):
-    """The network that trains, from the paper's ``plain`` one: with the BatchNorm to fold
-    (``norm_layers``), and the chosen initialisations (``head_init``, ``whiten_init`` from the
-    training ``images``' centre crops, ``dirac_init``)."""
-    if cfg.norm_layers == "bn":
-        net = with_batchnorm(plain, learn_scale=cfg.bn_scale, momentum=cfg.bn_momentum)
-    else:
-        net = copy.deepcopy(plain)
-    if cfg.head_init == "zero":
-        out_layer = [m for m in net.modules() if isinstance(m, torch.nn.Linear)][-1]
-        torch.nn.init.zeros_(out_layer.weight)
-    if cfg.whiten_init:
-        whiten_first_conv(net, center_crop(images[:STATISTICS_IMAGES]).cpu())
-    if cfg.dirac_init:
-        dirac_init(net)
-    return net
-
-
-def saved_network(net: torch.nn.Module, plain: torch.nn.Module) -> torch.nn.Module:
-    """The paper's network to save for the trained ``net``: ``net`` itself, or with its
-    BatchNorm folded into ``plain`` (a CPU network of the same architecture, reused)."""
-    has_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
-    if not has_norm:
-        return net
-    return fold_batchnorm(copy.deepcopy(net).float().cpu(), plain)
-
-
-def _validate(net, x_val, y_val, loss_fn, device, amp, di: _DistInfo) -> tuple[float, float]:
-    net.eval()
-    idx = torch.arange(len(y_val)).tensor_split(di.world)[di.rank].to(device)  # this rank's slice
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    correct = torch.zeros((), device=device, dtype=torch.float64)
-    with torch.no_grad():
-        for i in range(0, len(idx), 1024):
-            j = idx[i : i + 1024]
-            with autocast(device, amp):
-                s = net(x_val[j])
-            loss_sum += loss_fn(s.float(), y_val[j]).double() * len(j)
-            correct += (s.argmax(1) == y_val[j]).sum()
-    totals = di.all_sum(torch.stack([loss_sum, correct]))
-    n = max(1, len(y_val))
-    return totals[0].item() / n, totals[1].item() / n
-
-
-def _within(step: int, loss_sum, correct, t0: float, aug_gen, device) -> dict:
-    """Where an epoch stands after ``step`` batches: what :func:`_checked_within` restores."""
-    return {
-        "step": step,
-        "loss_sum": loss_sum.item(),
-        "correct": int(correct.item()),
-        "seconds": time.perf_counter() - t0,
-        "aug_rng": aug_gen.get_state(),
-        **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-    }
-
-
-def _checked_within(ck: dict) -> dict | None:
-    """The ``within`` part of a checkpoint saved inside an epoch, its types checked (a
-    crafted file is a CheckpointError, not a traceback three steps later)."""
-    within = ck.get("within")
-    if within is None:
-        return None
-    step, aug = within["step"], within["aug_rng"]
-    if not isinstance(step, int) or step < 0 or not isinstance(aug, torch.Tensor):
-        raise ValueError("its 'within' entry is malformed")
-    return {
-        **within,
-        "loss_sum": float(within["loss_sum"]),
-        "correct": int(within["correct"]),
-        "seconds": float(within["seconds"]),
-        "torch_rng": ck["rng"]["torch"],
-    }
-
-
-def _progress(steps: int, epoch: int, cfg: TrainConfig, main: bool, first: int = 0):
-    if not main or cfg.quiet:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(
-        total=steps,
-        initial=first,
-        desc=f"epoch {epoch}/{cfg.epochs}",
-        unit="batch",
-        leave=False,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-
-
-def _config_record(cfg: TrainConfig, device, amp, di: _DistInfo) -> dict:
-    """The training options plus what was actually used (for the model's metadata)."""
-    rec = dataclasses.asdict(cfg)
-    rec.pop("trace_shards", None)
-    rec.update(
-        device_used=str(device),
-        precision_used=str(amp or torch.float32).replace("torch.", ""),
-        world_size=di.world,
-        threads_used=torch.get_num_threads(),
-        torch=torch.__version__,
-        machine=machine_description(device),
-    )
-    return rec
-
-
-def _trace(folder: str, rank: int, epoch: int, order: torch.Tensor) -> None:
-    p = Path(folder) / f"rank{rank}-epoch{epoch}.npy"
-    p.parent.mkdir(parents=True, exist_ok=True)
-    np.save(p, order.cpu().numpy())
-
-
-def _trace_weights(folder: str, rank: int, net: torch.nn.Module) -> None:
-    from safetensors.torch import save_file
-
-    save_file(
-        {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
-        str(Path(folder) / f"rank{rank}-weights.safetensors"),
-    )
