@@ -48,7 +48,7 @@ def write_csv(path: Path, splits: dict[str, int], seed: int = 0, gz: bool = Fals
 
 def tiny_config(data: Path | str, out: Path | str, **changes):
     """A BKStart training run on these files, small and quick; ``changes`` override."""
-    from ferkit.training.loop import TrainConfig
+    from ferkit.training.config import TrainConfig
 
     base = dict(arch="bkstart", batch_size=64, lr=0.002, quiet=True, threads=1)
     return TrainConfig(data=str(data), out=str(out), **{**base, **changes})

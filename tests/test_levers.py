@@ -15,7 +15,8 @@ from ferkit.models import create_model
 from ferkit.models.init import dirac_init, whiten_first_conv
 from ferkit.models.norm import batchnorms, with_batchnorm
 from ferkit.training.averaging import decay_at, recompute_batchnorm, update_ema
-from ferkit.training.loop import TrainConfig, make_optimizer
+from ferkit.training.components import make_optimizer
+from ferkit.training.config import TrainConfig
 
 
 def _flat(n: int = 64) -> torch.Tensor:

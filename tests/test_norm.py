@@ -125,7 +125,7 @@ def test_fast_procedure_saves_the_papers_network_and_resumes_bit_exact(
 
     # a kill at the first step of epoch 2, then --resume: the same unfolded state as the
     # straight run (schedules, ramps and the average's start count the run's total epochs)
-    import ferkit.training.loop as tr
+    import ferkit.training.epoch as tr
 
     real_step, calls = tr.train_step, []
     per_epoch = 630 // 64  # 700 synthetic Training faces, 10 % held out, batch 64

@@ -13,7 +13,10 @@ from safetensors.torch import load_file
 from synth import tiny_config
 
 import ferkit
-from ferkit.training.loop import TrainConfig, lr_at, shard, stratified_split, train
+from ferkit.data.dataset import stratified_split
+from ferkit.training.components import lr_at, shard
+from ferkit.training.config import TrainConfig
+from ferkit.training.loop import train
 
 # Small, quick and able to learn the synthetic classes.
 FAST = ["--arch", "bkstart", "--batch-size", "64", "--lr", "0.0005", "--threads", "1"]
@@ -301,7 +304,7 @@ def test_cli_help_explains():
 def test_clip_grad_norm_caps_the_step():
     from ferkit.losses import l2_svm_loss
     from ferkit.models import create_model
-    from ferkit.training.loop import train_step
+    from ferkit.training.components import train_step
 
     torch.manual_seed(0)
     x, y = torch.randn(8, 1, 42, 42) * 50, torch.randint(0, 7, (8,))
@@ -407,7 +410,7 @@ def test_a_checkpoint_inside_an_epoch_resumes_bit_exact(small_csv, tmp_path, mon
     """A kill in the middle of an epoch loses at most --checkpoint-minutes of work: the
     checkpoint saved inside the epoch continues from its step, and the run ends exactly as one
     that never stopped (the fast procedure: BatchNorm, AdamW, EMA, dropout, augmentation)."""
-    import ferkit.training.loop as tr
+    import ferkit.training.epoch as tr
 
     fast = dict(epochs=1, schedule="cosine", norm_layers="bn", optimizer="adamw", ema=0.99)
     train(tiny_config(small_csv, tmp_path / "ref", checkpoint_minutes=0, **fast))

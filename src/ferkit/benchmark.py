@@ -56,7 +56,8 @@ def bench_train(
     from .models import create_model
     from .models.norm import with_batchnorm
     from .training.averaging import update_ema
-    from .training.loop import TrainConfig, make_optimizer, train_step
+    from .training.components import make_optimizer, train_step
+    from .training.config import TrainConfig
 
     device = resolve_device(device_name)
     torch.manual_seed(0)

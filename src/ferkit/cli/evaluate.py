@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from ..device import resolve_device
-    from ..evaluation.evaluate import evaluate, report_dict, write_reports
-    from ..fermodel.files import file_sha256, model_file, shipped_model_path
+    from ..evaluation.evaluate import evaluate, model_identity, report_dict, write_reports
     from ..fermodel.onnx import load_with_backend
     from ..fermodel.views import METHODS
 
@@ -73,14 +72,8 @@ def run(args: argparse.Namespace) -> int:
         warnings.showwarning = lambda msg, *a, **k: print(
             f"ferkit: warning: {msg}", file=sys.stderr
         )
-        model_id = ""
-        if args.resume:  # saved scores are reused only for these exact weights and precision
-            weights = model_file(args.model) if args.model else shipped_model_path()
-            model_id = (
-                file_sha256(weights)
-                + ("+int8" if args.int8 else "")
-                + ("+onnx" if args.backend == "onnx" else "")
-            )
+        # saved scores are reused only for these exact weights and precision
+        model_id = model_identity(args.model, args.int8, args.backend) if args.resume else ""
         results = evaluate(
             model,
             data,

@@ -124,19 +124,8 @@ def evaluate(
     from ..device import autocast_dtype
 
     splits = splits or data.test_splits
-    if not splits:
-        raise DataError(
-            data.path,
-            None,
-            f"nothing to evaluate: no test split (splits present: {', '.join(data.splits)}; "
-            "name one with --split)",
-        )
     methods = methods or ["center"]
-    for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r} (known: {', '.join(METHODS)}, all)")
-    if resume_dir is not None and not model_id:
-        raise ValueError("resume_dir needs a model_id that identifies the model's weights")
+    _check_request(data, splits, methods, resume_dir, model_id)
     selected = [(name, data.split(name)) for name in splits]  # errors before any work
     val_split = model.meta.config.get("val_split")
     dtype = autocast_dtype(model.norm_mean.device, precision)
@@ -150,35 +139,72 @@ def evaluate(
             )
         for method in methods:
             bar = _bar(len(split), f"{name} {method}", progress)
-            on_chunk = bar.update if bar else None
             cells, keys = view_cells(method) if by_view and method != "center" else (None, ())
             if resume_dir is None:
                 t0 = time.perf_counter()
-                scores = model.score(split.images, method, batch, dtype, on_chunk, cells)
+                scores = model.score(split.images, method, batch, dtype, bar and bar.update, cells)
                 scores, seconds = scores.cpu().numpy(), time.perf_counter() - t0
             else:
                 grouped = "-by-view" if cells is not None else ""
                 partial = Path(resume_dir) / f"scores-{name}-{method}{grouped}.npz"
-                # scores of another compute precision are not mixed in either
-                key = f"{model_id} {name} {method} {len(split)}{grouped}"
-                key += f" {computed}"
+                # scores of another model, length or compute precision are not mixed in
+                key = f"{model_id} {name} {method} {len(split)}{grouped} {computed}"
                 scores, seconds = _score_resumable(
-                    model, split.images, method, batch, dtype, on_chunk, cells, partial, key
+                    model,
+                    split.images,
+                    method,
+                    batch,
+                    dtype,
+                    bar and bar.update,
+                    cells,
+                    partial,
+                    key,
                 )
             if bar:
                 bar.close()
-            breakdown = None
-            if cells is not None:  # (N, cells, 7): the views' average weighs cells by size
-                counts = np.bincount(cells.numpy()).astype(np.float32)
-                breakdown = view_breakdown(scores, keys, counts, split.labels)
-                scores = (scores * counts[None, :, None]).sum(1) / counts.sum()
-            pred = scores.argmax(1)
-            result = result_from_predictions(name, method, split.labels, pred, seconds)
-            result.by_view = breakdown
-            result.calibration = calibration_of(model, scores, split.labels)
+            result = _result(model, name, method, split.labels, scores, seconds, cells, keys)
             result.precision = computed
             results.append(result)
     return results
+
+
+def _check_request(data: FerDataset, splits, methods, resume_dir, model_id: str) -> None:
+    """Refuse, before any work, what cannot be evaluated."""
+    if not splits:
+        raise DataError(
+            data.path,
+            None,
+            f"nothing to evaluate: no test split (splits present: {', '.join(data.splits)}; "
+            "name one with --split)",
+        )
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r} (known: {', '.join(METHODS)}, all)")
+    if resume_dir is not None and not model_id:
+        raise ValueError("resume_dir needs a model_id that identifies the model's weights")
+
+
+def _result(model, name, method, labels, scores, seconds, cells, keys) -> EvalResult:
+    """One split and method's result from its scores (per view cell when ``cells``: then the
+    views' average weighs each cell by its size, and the breakdown says what each adds)."""
+    breakdown = None
+    if cells is not None:  # (N, cells, 7)
+        counts = np.bincount(cells.numpy()).astype(np.float32)
+        breakdown = view_breakdown(scores, keys, counts, labels)
+        scores = (scores * counts[None, :, None]).sum(1) / counts.sum()
+    result = result_from_predictions(name, method, labels, scores.argmax(1), seconds)
+    result.by_view = breakdown
+    result.calibration = calibration_of(model, scores, labels)
+    return result
+
+
+def model_identity(model_path: str | os.PathLike | None, int8: bool, backend: str) -> str:
+    """What ties saved scores to a model (``evaluate --resume``): its weights' SHA-256, and the
+    int8 or ONNX form that computes them."""
+    from ..fermodel.files import file_sha256, model_file, shipped_model_path
+
+    weights = model_file(model_path) if model_path else shipped_model_path()
+    return file_sha256(weights) + ("+int8" if int8 else "") + ("+onnx" if backend == "onnx" else "")
 
 
 def view_breakdown(

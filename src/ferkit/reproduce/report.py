@@ -54,9 +54,9 @@ def load_summaries(summaries_dir: Path) -> list[dict]:
 def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}") -> str:
     """``REPRODUCTION.md`` from the experiment summaries (and nothing else); ``figures`` is the
     pictures' folder as seen from the report."""
-    from ..models import list_models, model_info
-
     by_name = {s["experiment"]: s for s in summaries}
+    proxies = [s for s in summaries if s.get("table") == "proxy"]
+    summaries = [s for s in summaries if s.get("table") != "proxy"]  # their own section only
     lines = [
         "# Reproducing Sang, Dat & Thuan with ferkit",
         "",
@@ -64,6 +64,38 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
         "Every model is selected on a stratified 10 % of Training, never on a test split. The",
         "development data has no PrivateTest split (it is withheld), so the private column stays",
         "empty until the same command is run on a full `fer2013.csv`.",
+    ]
+    lines += _paper_tables_section(by_name)
+    lines += _all_tests_section(summaries)
+    lines += _by_view_section(summaries)
+    lines += _shortfalls(summaries)
+    lines += _recipe_section(by_name)
+    lines += _fast_section(by_name, figures)
+    lines += _curve_section(summaries, figures)
+    lines += lever_section(by_name)
+    lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
+    lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries + proxies]
+    lines += _table_ix_section(by_name.get(SHIPPED), figures)
+    if summaries:
+        lines += [
+            "",
+            "## Figures 1 and 2",
+            "",
+            f"![Fig. 1: augmentation]({figures}/fig1-augmentation.png)",
+        ]
+    if SHIPPED in by_name:
+        lines += [
+            "",
+            f"![Fig. 2: the shipped BKVGG12 + SVM's run]({figures}/fig2-bkvgg12-curves.png)",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _paper_tables_section(by_name: dict[str, dict]) -> list[str]:
+    """Table III (parameters) and Tables IV-VII (every experiment's tests against the paper's)."""
+    from ..models import list_models, model_info
+
+    lines = [
         "",
         "## Table III: parameters",
         "",
@@ -95,57 +127,28 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
                 f"{_fmt(accuracy(s, 'PrivateTest', method))} | {s['epochs_done']} | "
                 f"{s['train_seconds'] / 60:.0f} min | {s['machine']} |"
             )
-    proxies = [s for s in summaries if s.get("table") == "proxy"]
-    summaries = [s for s in summaries if s.get("table") != "proxy"]  # their own section only
-    lines += _all_tests_section(summaries)
-    lines += _by_view_section(summaries)
-    lines += _shortfalls(summaries)
-    lines += _recipe_section(by_name)
-    lines += _fast_section(by_name, figures)
-    lines += _curve_section(summaries, figures)
-    lines += lever_section(by_name)
-    lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
-    lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries + proxies]
-    shipped = by_name.get(SHIPPED)
-    lines += [
-        "",
-        "## Table IX: the shipped BKVGG12 + SVM, Eval2, % of each true class",
-        "",
-    ]
+    return lines
+
+
+def _table_ix_section(shipped: dict | None, figures: str) -> list[str]:
+    """Table IX: the shipped model's accuracy on each true class against the paper's."""
+    lines = ["", "## Table IX: the shipped BKVGG12 + SVM, Eval2, % of each true class", ""]
     if shipped is None:
-        lines.append("Not run yet.")
-    else:
-        r = table_ix_result(shipped)
-        split = r["split"]
-        lines += [
-            f"The model of {SHIPPED}, measured on {split}"
-            + (
-                " (the paper's is PrivateTest: not like for like)."
-                if split == "PublicTest"
-                else "."
-            ),
-            "",
-            "| class | paper (PrivateTest) | ferkit |",
-            "|---|---|---|",
-        ]
-        lines += [
-            f"| {lab} | {PAPER_TABLE_IX[lab]:.2f} | {100 * r['per_class_accuracy'][lab]:.2f} |"
-            for lab in LABELS
-        ]
-        lines += ["", f"![Table IX as a confusion matrix]({figures}/table9-confusion.png)"]
-    if summaries:
-        lines += [
-            "",
-            "## Figures 1 and 2",
-            "",
-            f"![Fig. 1: augmentation]({figures}/fig1-augmentation.png)",
-        ]
-    if shipped is not None:
-        lines += [
-            "",
-            f"![Fig. 2: the shipped BKVGG12 + SVM's run]({figures}/fig2-bkvgg12-curves.png)",
-        ]
-    return "\n".join(lines) + "\n"
+        return [*lines, "Not run yet."]
+    r = table_ix_result(shipped)
+    split = r["split"]
+    like = " (the paper's is PrivateTest: not like for like)." if split == "PublicTest" else "."
+    lines += [
+        f"The model of {SHIPPED}, measured on {split}{like}",
+        "",
+        "| class | paper (PrivateTest) | ferkit |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {lab} | {PAPER_TABLE_IX[lab]:.2f} | {100 * r['per_class_accuracy'][lab]:.2f} |"
+        for lab in LABELS
+    ]
+    return [*lines, "", f"![Table IX as a confusion matrix]({figures}/table9-confusion.png)"]
 
 
 def _all_tests_section(summaries: list[dict]) -> list[str]:

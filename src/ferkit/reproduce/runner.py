@@ -48,15 +48,11 @@ def run_experiment(
     """
     import torch
 
-    from ..device import machine_description
-    from ..fermodel.files import file_sha256, model_file
-    from ..training.config import TrainConfig, command_line
     from ..training.loop import train
     from ..training.run_folder import RunFolder
 
-    own = ("epochs", "lr", "weight_decay", "schedule")
     budget = dataclasses.replace(
-        budget, **{k: getattr(exp, k) for k in own if getattr(exp, k) is not None}
+        budget, **{k: getattr(exp, k) for k in OWN if getattr(exp, k) is not None}
     )
     threads = budget.threads or torch.get_num_threads()
     torch.set_num_threads(threads)  # for evaluating too, finished experiments' included
@@ -67,8 +63,29 @@ def run_experiment(
         done = json.loads(summary_path.read_text())
         if by_view or done.get("budget", {}).get("epochs") == budget.epochs:
             return _complete(done, exp, run, data, summary_path, by_view)
-    # what the experiment says of its model, and the budget (with the experiment's own epochs,
-    # rate, decay and schedule merged in above) for the rest
+    cfg = train_config(exp, budget, data, run, quiet)
+    t0 = time.perf_counter()
+    if folder.checkpoint.exists():
+        cfg = folder.config()  # what trained it, as it began
+        cfg.epochs, cfg.data, cfg.out = budget.epochs, str(data), str(run)
+        result = train(cfg, resume=True)
+    else:
+        result = train(cfg)
+    torch.set_num_threads(threads)  # a resumed run may have set its own
+    seconds = folder.wall_seconds() or (time.perf_counter() - t0)
+    summary = _summary(exp, budget, result, seconds, folder, cfg)
+    return _complete(summary, exp, run, data, summary_path, by_view)
+
+
+#: What a recipe may set itself, over the budget of the paper's rows.
+OWN = ("epochs", "lr", "weight_decay", "schedule")
+
+
+def train_config(exp: Experiment, budget: Budget, data: str, run: Path, quiet: bool):
+    """The ``TrainConfig`` of an experiment: what it says of its model, its own options, and
+    the budget (with the experiment's own epochs, rate, decay and schedule) for the rest."""
+    from ..training.config import TrainConfig
+
     trained = {f.name for f in dataclasses.fields(TrainConfig)} & {
         f.name for f in dataclasses.fields(Experiment)
     }
@@ -78,23 +95,19 @@ def run_experiment(
         quiet=quiet,
         nesterov=budget.nesterov,
         threads=budget.threads,
-        **{k: getattr(exp, k) for k in sorted(trained - set(own))},
-        **{k: getattr(budget, k) for k in own},
+        **{k: getattr(exp, k) for k in sorted(trained - set(OWN))},
+        **{k: getattr(budget, k) for k in OWN},
     )
-    cfg = dataclasses.replace(cfg, **dict(exp.options))
-    command = command_line(cfg)
-    t0 = time.perf_counter()
-    if folder.checkpoint.exists():
-        stored = folder.config()
-        stored.epochs, stored.data, stored.out = budget.epochs, str(data), str(run)
-        command = command_line(stored)  # what trained it, as it began
-        result = train(stored, resume=True)
-    else:
-        result = train(cfg)
-    torch.set_num_threads(threads)  # a resumed run may have set its own
-    train_seconds = folder.wall_seconds() or (time.perf_counter() - t0)
-    model_sha = file_sha256(model_file(run))
-    summary = {
+    return dataclasses.replace(cfg, **dict(exp.options))
+
+
+def _summary(exp: Experiment, budget: Budget, result, seconds: float, folder, cfg) -> dict:
+    """A trained experiment's summary, before its tests."""
+    from ..device import machine_description
+    from ..fermodel.files import file_sha256, model_file
+    from ..training.config import command_line
+
+    return {
         "experiment": exp.name,
         "table": exp.table,
         "arch": exp.arch,
@@ -106,15 +119,14 @@ def run_experiment(
         "epochs_done": result.epochs_done,
         "best_epoch": result.best_epoch,
         "val_acc": result.best_val_acc,
-        "train_seconds": round(train_seconds, 1),
+        "train_seconds": round(seconds, 1),
         "curve": folder.curve(),
-        "model_sha256": model_sha,
+        "model_sha256": file_sha256(model_file(folder.path)),
         "results": [],
-        "command": command,
+        "command": command_line(cfg),
         "machine": machine_description(),
         "paper": {k: list(v) for k, v in exp.paper.items()},
     }
-    return _complete(summary, exp, run, data, summary_path, by_view)
 
 
 def _complete(

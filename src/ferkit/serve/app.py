@@ -115,9 +115,7 @@ def default_workers() -> int:
 
 
 def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
-    """The ASGI app serving ``recognizer``."""
-    from ..fermodel.files import meta_dict
-
+    """The ASGI app serving ``recognizer``: its pages, its API, and the limits that keep it up."""
     cfg = config or ServeConfig()
     app = FastAPI(
         title="ferkit",
@@ -126,13 +124,21 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
         redoc_url=None,
         description="Facial expression recognition (BKVGG CNNs on FER-2013).",
     )
-    pool = ThreadPoolExecutor(
-        max_workers=cfg.workers or default_workers(), thread_name_prefix="ferkit-request"
-    )
-    batcher = FaceBatcher(recognizer, cfg.batch_window_ms / 1000, cfg.max_batch_faces)
-    decoding = _PixelBudget(int(cfg.decode_megapixels * 1e6))
-    limit = int(cfg.max_upload_mb * 1024 * 1024)
-    admission = _Admission(cfg.queue, int(cfg.max_inflight_mb * 1024 * 1024))
+    _add_headers_and_errors(app, cfg)
+    _add_pages(app)
+    app.state.admission = _Admission(cfg.queue, int(cfg.max_inflight_mb * 1024 * 1024))
+    app.state.batcher = FaceBatcher(recognizer, cfg.batch_window_ms / 1000, cfg.max_batch_faces)
+    _add_api(app, recognizer, cfg)
+    return app
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    """Every error the server answers, in docs/CONTRACT.md's ``{"error": ...}`` shape."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _add_headers_and_errors(app, cfg: ServeConfig) -> None:
+    """CORS when asked, the security headers on every answer, and errors as JSON."""
     if cfg.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -140,8 +146,6 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    _mount_swagger(app)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
@@ -151,72 +155,21 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
             response.headers["Content-Security-Policy"] = PAGE_POLICY
         return response
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
-
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request, exc):  # 404, 405, ...: the same {"error": ...} shape
-        return error(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc):  # 422 with docs/CONTRACT.md's {"error": ...} shape
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()))
-        return error(422, f"{where}: {first.get('msg', 'invalid request')}")
+        return _error(422, f"{where}: {first.get('msg', 'invalid request')}")
 
-    @app.get("/healthz")
-    async def healthz() -> dict:
-        return {"status": "ok"}
 
-    @app.get("/v1/model")
-    async def model_info() -> dict:
-        return _public(meta_dict(recognizer.model))
-
-    @app.post("/v1/predict", responses={400: {}, 413: {}, 415: {}, 422: {}, 503: {}})
-    async def predict(
-        request: Request,
-        views: Literal["center", "eval1"] | None = Query(
-            None, description="test-time views per face (default: the recognizer's, eval1)"
-        ),
-        detect: bool = Query(True),
-    ):
-        """The faces in an image sent as multipart field ``file`` or as the raw body."""
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
-            return error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
-        # admitted before the body is read, by what it announces (a body without a length
-        # counts as the largest allowed): uploads in memory stay under --max-inflight-mb
-        size = int(length) if length and length.isdigit() else limit
-        if not admission.try_enter(size):
-            return error(503, "server busy: too many requests queued, retry shortly")
-        try:
-            body = await _read_body(request, limit, cfg.body_timeout_s)
-            if body is None:
-                return error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
-            if isinstance(body, str):
-                return error(408, body)
-            data = bytes(body)
-            del body  # one copy of each admitted upload in memory, not two
-            if request.headers.get("content-type", "").startswith("multipart/form-data"):
-                data = await _multipart_file(request, data)
-                if isinstance(data, str):
-                    return error(422, data)
-            if not data:
-                return error(
-                    400, "empty upload: send an image as multipart field 'file' or as the body"
-                )
-            loop = asyncio.get_running_loop()
-            width, height, faces = await loop.run_in_executor(
-                pool, _infer, recognizer, batcher, decoding, data, views, detect, cfg.max_pixels
-            )
-        except ImageError as e:
-            msg = str(e).replace("<bytes>: ", "")
-            return error(
-                413 if "decompression-bomb" in msg or "decompression bomb" in msg else 415, msg
-            )
-        finally:
-            admission.leave(size)
-        return {"width": width, "height": height, "faces": [f.to_dict() for f in faces]}
+def _add_pages(app) -> None:
+    """The web page, its static files and the API docs, all served locally."""
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    _mount_swagger(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index():
@@ -232,9 +185,87 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
             swagger_favicon_url="/swagger/favicon-32x32.png",
         )
 
-    app.state.admission = admission
-    app.state.batcher = batcher
-    return app
+
+def _add_api(app, recognizer: Recognizer, cfg: ServeConfig) -> None:
+    """``/healthz``, ``/v1/model`` and ``/v1/predict`` with its admission, size and time limits."""
+    from ..fermodel.files import meta_dict
+
+    pool = ThreadPoolExecutor(
+        max_workers=cfg.workers or default_workers(),
+        thread_name_prefix="ferkit-request",
+    )
+    decoding = _PixelBudget(int(cfg.decode_megapixels * 1e6))
+    limit = int(cfg.max_upload_mb * 1024 * 1024)
+    admission, batcher = app.state.admission, app.state.batcher
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/model")
+    async def model_info() -> dict:
+        return _public(meta_dict(recognizer.model))
+
+    @app.post("/v1/predict", responses={400: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+    async def predict(
+        request: Request,
+        views: Literal["center", "eval1"] | None = Query(
+            None,
+            description="test-time views per face (default: the recognizer's, eval1)",
+        ),
+        detect: bool = Query(True),
+    ):
+        """The faces in an image sent as multipart field ``file`` or as the raw body."""
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            return _error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
+        # admitted before the body is read, by what it announces (a body without a length
+        # counts as the largest allowed): uploads in memory stay under --max-inflight-mb
+        size = int(length) if length and length.isdigit() else limit
+        if not admission.try_enter(size):
+            return _error(503, "server busy: too many requests queued, retry shortly")
+        try:
+            data = await _upload(request, limit, cfg)
+            if isinstance(data, JSONResponse):
+                return data
+            loop = asyncio.get_running_loop()
+            width, height, faces = await loop.run_in_executor(
+                pool,
+                _infer,
+                recognizer,
+                batcher,
+                decoding,
+                data,
+                views,
+                detect,
+                cfg.max_pixels,
+            )
+        except ImageError as e:
+            msg = str(e).replace("<bytes>: ", "")
+            bomb = "decompression-bomb" in msg or "decompression bomb" in msg
+            return _error(413 if bomb else 415, msg)
+        finally:
+            admission.leave(size)
+        return {"width": width, "height": height, "faces": [f.to_dict() for f in faces]}
+
+
+async def _upload(request: Request, limit: int, cfg: ServeConfig) -> bytes | JSONResponse:
+    """The uploaded image's bytes (the multipart field ``file`` or the raw body), or the error
+    to answer: too large, too slow, malformed or empty."""
+    body = await _read_body(request, limit, cfg.body_timeout_s)
+    if body is None:
+        return _error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
+    if isinstance(body, str):
+        return _error(408, body)
+    data = bytes(body)
+    del body  # one copy of each admitted upload in memory, not two
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        data = await _multipart_file(request, data)
+        if isinstance(data, str):
+            return _error(422, data)
+    if not data:
+        return _error(400, "empty upload: send an image as multipart field 'file' or as the body")
+    return data
 
 
 def return_freed_memory() -> bool:
@@ -340,7 +371,11 @@ def _mount_swagger(app) -> None:
         import swagger_ui_bundle
     except ImportError:
         return
-    app.mount("/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    app.mount(
+        "/swagger",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger",
+    )
 
 
 def _version() -> str:

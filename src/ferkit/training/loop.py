@@ -17,8 +17,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,6 @@ import torch
 import torch.distributed as dist
 
 from ..atomic import remove_stale_temporaries
-from ..data.augment import AugmentConfig, alternating_mirror, augment, ramped_strength
 from ..data.fer2013 import load_fer2013, stratified_split
 from ..data.preprocess import Normalizer
 from ..device import autocast_dtype, memory_format, resolve_device
@@ -37,28 +34,18 @@ from ..fermodel.model import FerModel, ModelMeta
 from ..fermodel.views import center_crop
 from ..figures import training_curves
 from ..labels import TRAIN_SPLIT
-from ..losses import get_loss
 from ..models import create_model
-from .averaging import decay_at, recompute_batchnorm, update_ema
 from .components import (
-    STATISTICS_IMAGES,
     DistInfo,
     build_network,
     checked_within,
     config_record,
-    epoch_seed,
-    lr_at,
     make_optimizer,
-    progress_bar,
     saved_network,
-    shard,
-    trace_order,
     trace_weights,
-    train_step,
-    validate,
-    within_epoch,
 )
 from .config import TrainConfig
+from .epoch import Epochs, Trained, TrainingDiverged
 from .run_folder import (
     CheckpointError,
     EpochMetrics,
@@ -66,12 +53,9 @@ from .run_folder import (
     load_checkpoint,
     save_checkpoint,
 )
+from .state import Data, Setup, State
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "lr_at", "make_optimizer", "train"]
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite (the learning rate is too high)."""
+__all__ = ["TrainResult", "TrainingDiverged", "train"]
 
 
 @dataclass
@@ -83,81 +67,6 @@ class TrainResult:
     best_epoch: int
     best_val_acc: float
     history: list[EpochMetrics] = field(default_factory=list)
-
-
-@dataclass
-class _Setup:
-    """Where and how the run computes: fixed for the run."""
-
-    cfg: TrainConfig
-    run: RunFolder
-    di: DistInfo
-    device: torch.device
-    amp: torch.dtype | None
-    fmt: torch.memory_format
-
-    def say(self, msg: str) -> None:
-        if self.di.main:
-            print(msg, file=sys.stderr)
-
-
-@dataclass
-class _Data:
-    """Training and validation faces, normalised once and kept on the device."""
-
-    x_train: torch.Tensor  # (N, 1, 48, 48): augmented per batch
-    y_train: torch.Tensor
-    x_val: torch.Tensor  # centre crops
-    y_val: torch.Tensor
-    val_imgs: np.ndarray  # as read, for the temperature
-    val_lbls: np.ndarray
-    normalizer: Normalizer
-
-
-@dataclass
-class _Trained:
-    """One epoch's training, over every rank's images."""
-
-    loss: float
-    acc: float
-    images_per_s: float
-    t0: float  # when the epoch began (its seconds run to the end of validation)
-
-
-@dataclass
-class _State:
-    """What changes from epoch to epoch: what ``checkpoint.pt`` holds."""
-
-    net: torch.nn.Module  # trains (with its BatchNorm, unfolded)
-    average: torch.nn.Module | None  # the weight average, when --ema
-    optimizer: torch.optim.Optimizer
-    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau
-    next_epoch: int = 1
-    best_val: float = -1.0
-    best_epoch: int = 0
-    drops: int = 0
-    history: list[EpochMetrics] = field(default_factory=list)
-    within: dict | None = None  # where a checkpoint saved inside an epoch left that epoch
-
-    @property
-    def judged(self) -> torch.nn.Module:
-        """What is validated and saved: the average when there is one."""
-        return self.average if self.average is not None else self.net
-
-    def to_checkpoint(self, cfg: TrainConfig, epochs_done: int, within: dict | None = None):
-        return {
-            **({"within": within} if within else {}),
-            "model": self.net.state_dict(),  # unfolded: --resume continues bit-exact
-            **({"ema": self.average.state_dict()} if self.average is not None else {}),
-            "optimizer": self.optimizer.state_dict(),
-            "plateau": self.plateau.state_dict(),
-            "epoch": epochs_done,
-            "best_val_acc": self.best_val,
-            "best_epoch": self.best_epoch,
-            "drops": self.drops,
-            "config": json.dumps(dataclasses.asdict(cfg)),
-            "rng": {"torch": torch.get_rng_state()},
-        }
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainResult:
@@ -195,7 +104,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
         config=config_record(cfg, setup.device, setup.amp, setup.di),
     )
     stop_reason = f"all {cfg.epochs} epochs done"
-    epoch = _Epochs(setup, data, state)
+    epoch = Epochs(setup, data, state)
     for n in range(state.next_epoch, cfg.epochs + 1):
         if cfg.schedule == "plateau" and state.drops > cfg.max_drops:
             stop_reason = f"stopped on a plateau after {cfg.max_drops} learning-rate drops"
@@ -222,7 +131,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     return TrainResult(cfg.out, last, state.best_epoch, state.best_val, state.history)
 
 
-def _set_up(cfg: TrainConfig) -> _Setup:
+def _set_up(cfg: TrainConfig) -> Setup:
     """The run folder (checked, stale temporaries gone), threads, device, processes, numerics."""
     run = RunFolder(Path(cfg.out))
     di = DistInfo()
@@ -238,12 +147,10 @@ def _set_up(cfg: TrainConfig) -> _Setup:
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _Setup(
-        cfg, run, di, device, autocast_dtype(device, cfg.precision), memory_format(device)
-    )
+    return Setup(cfg, run, di, device, autocast_dtype(device, cfg.precision), memory_format(device))
 
 
-def _load_data(setup: _Setup) -> _Data:
+def _load_data(setup: Setup) -> Data:
     """Training split into train and validation faces, normalised once, kept on the device."""
     cfg, di = setup.cfg, setup.di
     ds = load_fer2013(cfg.data, on_error="skip" if cfg.skip_bad else "raise")
@@ -266,7 +173,7 @@ def _load_data(setup: _Setup) -> _Data:
         raise ValueError(f"--batch-size {cfg.batch_size} is not divisible by {di.world} processes")
     normalizer = Normalizer.fit(train_imgs)
     device = setup.device
-    return _Data(
+    return Data(
         x_train=normalizer(train_imgs).to(device),
         y_train=torch.as_tensor(train_lbls).to(device),
         x_val=center_crop(normalizer(val_imgs)).to(device).contiguous(memory_format=setup.fmt),
@@ -277,7 +184,7 @@ def _load_data(setup: _Setup) -> _Data:
     )
 
 
-def _build(setup: _Setup, data: _Data) -> tuple[torch.nn.Module, _State]:
+def _build(setup: Setup, data: Data) -> tuple[torch.nn.Module, State]:
     """The paper's network (what every saved model is) and the state that trains it."""
     cfg = setup.cfg
     torch.manual_seed(cfg.seed)
@@ -288,10 +195,10 @@ def _build(setup: _Setup, data: _Data) -> tuple[torch.nn.Module, _State]:
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=0.1, patience=cfg.patience, threshold=1e-3
     )
-    return plain, _State(net, average, optimizer, plateau)
+    return plain, State(net, average, optimizer, plateau)
 
 
-def _restore(setup: _Setup, state: _State) -> None:
+def _restore(setup: Setup, state: State) -> None:
     """Continue from ``checkpoint.pt``: weights, average, optimiser, schedule, random state and
     metrics, exactly as they were (a file that does not fit is a CheckpointError)."""
     run = setup.run
@@ -324,141 +231,8 @@ def _restore(setup: _Setup, state: _State) -> None:
         setup.say(f"resuming {run.path} at epoch {state.next_epoch}{at} of {setup.cfg.epochs}")
 
 
-class _Epochs:
-    """One epoch of training on this rank's shard, and its validation."""
-
-    def __init__(self, setup: _Setup, data: _Data, state: _State) -> None:
-        cfg, device = setup.cfg, setup.device
-        self.setup, self.data, self.state = setup, data, state
-        self.model = (
-            torch.nn.parallel.DistributedDataParallel(state.net)
-            if setup.di.world > 1
-            else state.net
-        )
-        self.loss_fn = get_loss(cfg.loss)
-        self.n_train = len(data.y_train)
-        self.steps = self.n_train // cfg.batch_size  # the last partial batch is dropped
-        self.local_batch = cfg.batch_size // setup.di.world
-        self.aug_full = AugmentConfig.from_ranges(cfg.rotation, cfg.rescale, cfg.shift, cfg.erase)
-        self.flip_bits = torch.randint(  # alternating mirroring: each face's own first side
-            0,
-            2,
-            (self.n_train,),
-            generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, 0, 2)),
-        ).to(device)
-        self.ema_start_step = round(cfg.ema_start * cfg.epochs * self.steps)
-        recompute = cfg.ema_bn == "recomputed"
-        self.bn_views = data.x_train[:STATISTICS_IMAGES] if recompute else None
-
-    def train(self, epoch: int) -> _Trained:
-        """Train epoch ``epoch`` (from where a checkpoint inside it left off)."""
-        setup, state, cfg, di = self.setup, self.state, self.setup.cfg, self.setup.di
-        device, steps, run = setup.device, self.steps, setup.run
-        t0 = time.perf_counter()
-        self.model.train()
-        torch.manual_seed(epoch_seed(cfg.seed, epoch, 1 + di.rank))  # dropout
-        order = torch.randperm(
-            self.n_train, generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch, 0))
-        )
-        order = shard(order[: steps * cfg.batch_size], di.rank, di.world).to(device)
-        aug_gen = torch.Generator(device=device).manual_seed(
-            epoch_seed(cfg.seed, epoch, 100 + di.rank)
-        )
-        if cfg.trace_shards:
-            trace_order(cfg.trace_shards, di.rank, epoch, order)
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        first = 0
-        if state.within is not None:  # continue the epoch a checkpoint left at step `first`
-            w, state.within = state.within, None
-            first, t0 = w["step"], t0 - w["seconds"]
-            loss_sum.fill_(w["loss_sum"])
-            correct.fill_(w["correct"])
-            aug_gen.set_state(w["aug_rng"])
-            torch.set_rng_state(w["torch_rng"])  # dropout, as it was at that step
-            if "cuda_rng" in w:
-                torch.cuda.set_rng_state(w["cuda_rng"], device)
-        strength = ramped_strength(cfg.augment_strength, cfg.augment_ramp_from, epoch, cfg.epochs)
-        aug_cfg = self.aug_full.scaled(strength)
-        bar = progress_bar(steps, epoch, cfg, di.main, first)
-        saved_at = time.monotonic()
-        for step in range(first, steps):
-            done = epoch - 1 + step / steps
-            if (lr := lr_at(cfg, done / cfg.epochs, done)) is not None:
-                for g in state.optimizer.param_groups:
-                    g["lr"] = lr * g.get("lr_scale", 1.0)
-            idx = order[step * self.local_batch : (step + 1) * self.local_batch]
-            xb, yb = self._batch(idx, epoch, aug_gen, aug_cfg), self.data.y_train[idx]
-            loss, scores = train_step(
-                self.model, state.optimizer, self.loss_fn, xb, yb, setup.amp, cfg.clip_grad_norm
-            )
-            if state.average is not None:
-                decay = decay_at(cfg.ema, (epoch - 1) * steps + step, self.ema_start_step)
-                update_ema(state.average, state.net, decay)
-            loss_sum += loss.detach() * len(yb)
-            correct += (scores.detach().argmax(1) == yb).sum()
-            if bar is not None and (step % 10 == 9 or step == steps - 1):  # the only host syncs
-                seen = (step + 1) * self.local_batch
-                bar.set_postfix(
-                    loss=f"{loss_sum.item() / seen:.4f}",
-                    acc=f"{correct.item() / seen:.3f}",
-                    img_s=f"{seen * di.world / (time.perf_counter() - t0):.0f}",
-                )
-                bar.update(step + 1 - bar.n)
-            if (
-                cfg.checkpoint_minutes
-                and di.world == 1
-                and step + 1 < steps
-                and time.monotonic() - saved_at >= 60 * cfg.checkpoint_minutes
-            ):
-                at = within_epoch(step + 1, loss_sum, correct, t0, aug_gen, device)
-                save_checkpoint(state.to_checkpoint(cfg, epoch - 1, at), run.checkpoint)
-                saved_at = time.monotonic()
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - t0
-        totals = di.all_sum(torch.stack([loss_sum, correct.double()]))
-        n_seen = steps * cfg.batch_size
-        train_loss, train_acc = totals[0].item() / n_seen, totals[1].item() / n_seen
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"training loss became {train_loss} in epoch {epoch}: lower --lr (now {cfg.lr}); "
-                f"the last good state is epoch {epoch - 1} in {run.checkpoint}"
-            )
-        return _Trained(train_loss, train_acc, n_seen / seconds, t0)
-
-    def _batch(self, idx: torch.Tensor, epoch: int, aug_gen, aug_cfg) -> torch.Tensor:
-        """The batch's views: augmented (mirroring alternated when asked), or centre crops."""
-        xb = self.data.x_train[idx]
-        if self.setup.cfg.augment:
-            alternate = self.setup.cfg.mirror == "alternate"
-            mirror = alternating_mirror(self.flip_bits[idx], epoch) if alternate else None
-            xb = augment(xb, aug_gen, aug_cfg, mirror)
-        else:
-            xb = center_crop(xb)
-        return xb.contiguous(memory_format=self.setup.fmt)
-
-    def validate(self) -> tuple[float, float]:
-        """(loss, accuracy) of what is judged, its BatchNorm statistics measured afresh first
-        when asked (``--ema-bn recomputed``)."""
-        setup, state = self.setup, self.state
-        if state.average is not None and self.bn_views is not None:
-            views = center_crop(self.bn_views).contiguous(memory_format=setup.fmt)
-            recompute_batchnorm(state.average, views)
-        judged = state.average if state.average is not None else self.model
-        return validate(
-            judged,
-            self.data.x_val,
-            self.data.y_val,
-            self.loss_fn,
-            setup.device,
-            setup.amp,
-            setup.di,
-        )
-
-
 def _record(
-    setup: _Setup, state: _State, epoch: int, trained: _Trained, val_loss: float, val_acc: float
+    setup: Setup, state: State, epoch: int, trained: Trained, val_loss: float, val_acc: float
 ) -> tuple[EpochMetrics, bool]:
     """The plateau schedule's step, the epoch's metrics into the history, and whether it is the
     best so far."""
@@ -490,8 +264,8 @@ def _record(
 
 
 def _write_files(
-    setup: _Setup,
-    state: _State,
+    setup: Setup,
+    state: State,
     plain: torch.nn.Module,
     normalizer: Normalizer,
     meta: ModelMeta,
