@@ -205,7 +205,11 @@ def test_reexporting_fp16_weights_keeps_their_check_and_fits_a_missing_temperatu
     made at its first export stays on the card, and a file without a temperature gets one."""
     from safetensors.torch import load_file, save_file
 
-    from ferkit.export.workflows import export_model, stored_in_fp16
+    from ferkit.export.workflows import export_model
+    from ferkit.fermodel.files import read_model_file
+
+    def stored_in_fp16(path) -> bool:
+        return read_model_file(path).fp16
 
     first = tmp_path / "first.safetensors"
     check = export_model(tiny_run, first, verify_data=str(small_csv), tolerance_points=100.0)
@@ -220,3 +224,51 @@ def test_reexporting_fp16_weights_keeps_their_check_and_fits_a_missing_temperatu
     model = ferkit.load_model(again)
     assert model.meta.card["fp16_check"] == check.to_dict()
     assert model.meta.temperature is not None and model.meta.temperature > 0
+
+
+@pytest.mark.parametrize("path", ["fp16", "onnx", "int8"])
+def test_each_export_path_opens_the_model_file_once_and_reads_the_data_once(
+    path, tiny_run, small_csv, tmp_path, monkeypatch
+):
+    """An export used to open its model file three times and load its data twice."""
+    import builtins
+    import io
+
+    import safetensors
+
+    import ferkit.data.fer2013 as fer
+
+    import shutil
+
+    weights = tmp_path / "run" / "model.safetensors"  # a copy: quantize writes beside it
+    weights.parent.mkdir()
+    shutil.copyfile(tiny_run / "model.safetensors", weights)
+    opened, reads = [], []
+    real_open, real_safe_open, real_load = builtins.open, safetensors.safe_open, fer.load_fer2013
+
+    def counting_open(file, *a, **k):
+        if isinstance(file, str | os.PathLike) and Path(file).resolve() == weights:
+            opened.append("open")
+        return real_open(file, *a, **k)
+
+    def counting_safe_open(file, *a, **k):
+        if Path(file).resolve() == weights:
+            opened.append("safe_open")
+        return real_safe_open(file, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    monkeypatch.setattr(io, "open", counting_open)  # pathlib's
+    monkeypatch.setattr(safetensors, "safe_open", counting_safe_open)
+    monkeypatch.setattr(fer, "load_fer2013", lambda *a, **k: reads.append(1) or real_load(*a, **k))
+    from ferkit.export.workflows import export_model, export_onnx, quantize_model
+
+    data = str(small_csv)
+    if path == "fp16":
+        export_model(weights, tmp_path / "m.safetensors", verify_data=data, tolerance_points=100)
+    elif path == "onnx":
+        pytest.importorskip("onnxruntime")
+        export_onnx(weights, tmp_path / "m.onnx", verify_data=data)
+    else:
+        quantize_model(weights, data, faces=32, tolerance=100, progress=False)
+    assert len(opened) == 1, opened
+    assert len(reads) == 1

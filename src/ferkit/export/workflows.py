@@ -22,11 +22,8 @@ from ..fermodel.files import (
     CalibrationError,
     Int8Calibration,
     calibration_path,
-    file_sha256,
-    load_model,
-    model_file,
+    read_model_file,
     save_model,
-    shipped_model_path,
 )
 from ..training.config import changed_options, recorded_settings
 
@@ -111,12 +108,14 @@ def export_model(
     themselves: their card keeps the check made when they were first exported."""
     if dtype not in ("fp16", "fp32"):
         raise ValueError(f"dtype must be fp16 or fp32, not {dtype!r}")
-    model = load_model(model_path)
-    _fit_missing_temperature(model, verify_data)
+    read = read_model_file(model_path)  # the file's one opening
+    model = read.model
+    ds = _load_once(verify_data)
+    _fit_missing_temperature(model, ds)
     torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
     check = None
-    if verify_data and dtype == "fp16" and not stored_in_fp16(model_path):
-        check = _compare(model, verify_data, split, method, _measured(model_path, summary))
+    if ds is not None and dtype == "fp16" and not read.fp16:
+        check = _compare(model, ds, split, method, _measured(read.sha256, summary))
         if abs(check.points_lost) > tolerance_points:
             raise ValueError(
                 f"fp16 changes {split} {method} accuracy by {abs(check.points_lost):.2f} "
@@ -223,14 +222,13 @@ def export_onnx(
         to_onnx_backend,
     )
 
-    model = load_model(model_path)
-    _fit_missing_temperature(model, verify_data)
+    model = read_model_file(model_path).model
+    ds = _load_once(verify_data)
+    _fit_missing_temperature(model, ds)
     model.meta.card = {**build_card(model, "fp32 (onnx)", None, None), **(card or {})}
     parity = None
-    if verify_data:
-        from ..data.fer2013 import load_fer2013
-
-        faces = load_fer2013(verify_data).split(split).images
+    if ds is not None:
+        faces = ds.split(split).images
         if onnx_input == "faces":
             parity = check_faces_parity(model, onnx_bytes(model, "faces"), faces, split)
         else:
@@ -247,30 +245,30 @@ def export_onnx(
     return parity
 
 
-def stored_in_fp16(model_path: str | os.PathLike) -> bool:
-    """Whether the file's weights are fp16 (an export), read from its header alone."""
-    from safetensors import safe_open
-
-    with safe_open(str(model_file(model_path)), "pt") as f:
-        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())  # noqa: SIM118
-
-
-def _fit_missing_temperature(model, data: str | None) -> None:
-    """A model trained before temperatures were fitted gets one from the validation part of
-    ``data``'s Training (the faces it was selected on), when data is given."""
-    if model.meta.temperature is not None or not data:
-        return
+def _load_once(data: str | os.PathLike | None):
+    """The data set a workflow checks with (read once, for every use), or None."""
+    if not data:
+        return None
     from ..data.fer2013 import load_fer2013
+
+    return load_fer2013(data)
+
+
+def _fit_missing_temperature(model, ds) -> None:
+    """A model trained before temperatures were fitted gets one from the validation part of
+    ``ds``'s Training (the faces it was selected on), when data is given."""
+    if model.meta.temperature is not None or ds is None:
+        return
     from ..fermodel.temperature import fit_on_validation
 
-    model.meta.temperature = fit_on_validation(model, load_fer2013(data))
+    model.meta.temperature = fit_on_validation(model, ds)
 
 
-def _measured(model_path, summary: dict | None) -> dict[tuple[str, str], float]:
+def _measured(sha256: str, summary: dict | None) -> dict[tuple[str, str], float]:
     """fp32 accuracies a reproduce summary measured on exactly these weights (same SHA-256),
     computed in fp32: a result that records its precision says so, an older one counts when
     its machine had no bf16 instructions (so auto was fp32)."""
-    if not summary or summary.get("model_sha256") != file_sha256(model_file(model_path)):
+    if not summary or summary.get("model_sha256") != sha256:
         return {}
     fp32_machine = "no bf16" in summary.get("machine", "")
     return {
@@ -280,20 +278,16 @@ def _measured(model_path, summary: dict | None) -> dict[tuple[str, str], float]:
     }
 
 
-def _compare(
-    model, data: str, split: str, method: str, measured: dict | None = None
-) -> PrecisionCheck:
+def _compare(model, ds, split: str, method: str, measured: dict | None = None) -> PrecisionCheck:
     """fp32 against fp16-rounded weights on one split; fp32 from ``measured`` when it has it
     (an Eval2 pass of BKVGG12 is about an hour on 2 CPU cores)."""
     import copy
-
-    from ..data.fer2013 import load_fer2013
 
     half = copy.deepcopy(model)
     for p in half.net.parameters():  # round-trip through fp16, compute in fp32 as loading does
         p.data = p.data.half().float()
     fp32 = (measured or {}).get((split, method))
-    return check_precision(model, half, "fp16", load_fer2013(data), split, method, fp32)
+    return check_precision(model, half, "fp16", ds, split, method, fp32)
 
 
 def check_precision(
@@ -339,8 +333,8 @@ def quantize_model(
 
     if faces < 1:
         raise ValueError("--faces must be at least 1")
-    path = model_file(model_path) if model_path is not None else shipped_model_path()
-    model = load_model(path)  # a ModelFileError names the file when there is none
+    read = read_model_file(model_path)  # the file's one opening (ModelFileError if none)
+    model, path = read.model, read.path
     ds = load_fer2013(data)
     train = ds.split(TRAIN_SPLIT)
     pick = np.random.default_rng(seed).choice(len(train), min(faces, len(train)), replace=False)
@@ -357,7 +351,7 @@ def quantize_model(
             )
         check = c.to_dict()
     cal = Int8Calibration(
-        model_sha256=file_sha256(path),
+        model_sha256=read.sha256,
         ranges=ranges,
         faces=len(pick),
         data=f"{Path(data).name}, {len(pick)} random Training faces (seed {seed}), centre crops",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,52 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class ModelFile:
+    """A model file read once: the model, and what its bytes say (their SHA-256, and whether
+    the weights are stored in fp16), so that a workflow never opens the file again."""
+
+    path: Path
+    model: FerModel
+    sha256: str
+    fp16: bool
+
+
+def read_model_file(
+    path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+) -> ModelFile:
+    """Read a ``model.safetensors`` (or a run folder holding one; ``None``: the shipped model)
+    in one pass over its bytes."""
+    import hashlib
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_tensors
+
+    p = _existing_model_file(path)
+    raw = p.read_bytes()
+    try:
+        (size,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8 : 8 + size])
+        tensors = load_tensors(raw)
+    except (SafetensorError, struct.error, ValueError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{p}: not a safetensors file ({e})") from None
+    meta = header.get("__metadata__") or {}
+    fp16 = any(isinstance(v, dict) and v.get("dtype") == "F16" for v in header.values())
+    model = _model_from(p, meta, tensors, device)
+    return ModelFile(p, model, hashlib.sha256(raw).hexdigest(), fp16)
+
+
+def _existing_model_file(path: str | os.PathLike | None) -> Path:
+    if path is None:
+        path = shipped_model_path()
+        if path is None:
+            raise ModelFileError("this ferkit build ships no trained model yet: pass --model PATH")
+    p = model_file(path)
+    if not p.is_file():
+        raise ModelFileError(f"{p}: no such model file")
+    return p
+
+
 def load_model(
     path: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
@@ -83,13 +130,7 @@ def load_model(
     """
     from safetensors import SafetensorError, safe_open
 
-    if path is None:
-        path = shipped_model_path()
-        if path is None:
-            raise ModelFileError("this ferkit build ships no trained model yet: pass --model PATH")
-    p = model_file(path)
-    if not p.is_file():
-        raise ModelFileError(f"{p}: no such model file")
+    p = _existing_model_file(path)
     if int8 and torch.device(device).type != "cpu":
         raise ModelFileError(f"{p}: int8 models run on the CPU only, not on {device}")
     try:
@@ -98,6 +139,21 @@ def load_model(
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFileError(f"{p}: not a safetensors file ({e})") from None
+    model = _model_from(p, meta, tensors, device)
+    if int8:
+        from .int8 import quantize
+
+        try:
+            model = quantize(model, load_calibration(p).ranges)
+        except ValueError as e:  # ranges of another network
+            if isinstance(e, CalibrationError):
+                raise
+            raise CalibrationError(f"{calibration_path(p)}: {e}") from None
+    return model
+
+
+def _model_from(p: Path, meta: dict, tensors: dict, device) -> FerModel:
+    """The model a file's metadata and tensors describe (ModelFileError naming ``p`` if not)."""
     if meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{p}: not a ferkit model (format {meta.get('format')!r})")
     mm = meta_from_strings(p, meta, tensors)
@@ -111,15 +167,6 @@ def load_model(
         raise ModelFileError(f"{p}: weights do not fit {mm.arch!r} ({first})") from None
     model = FerModel(net, normalizer, mm).to(device)
     model.eval()
-    if int8:
-        from .int8 import quantize
-
-        try:
-            model = quantize(model, load_calibration(p).ranges)
-        except ValueError as e:  # ranges of another network
-            if isinstance(e, CalibrationError):
-                raise
-            raise CalibrationError(f"{calibration_path(p)}: {e}") from None
     return model
 
 
