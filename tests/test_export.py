@@ -233,12 +233,11 @@ def test_each_export_path_opens_the_model_file_once_and_reads_the_data_once(
     """An export used to open its model file three times and load its data twice."""
     import builtins
     import io
+    import shutil
 
     import safetensors
 
     import ferkit.data.fer2013 as fer
-
-    import shutil
 
     weights = tmp_path / "run" / "model.safetensors"  # a copy: quantize writes beside it
     weights.parent.mkdir()

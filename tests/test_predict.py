@@ -12,6 +12,7 @@ from cli_run import run_cli, run_cli_process
 from PIL import Image
 
 import ferkit
+from ferkit.fermodel.files import shipped_model_path
 from ferkit.images import ImageError, load_image
 from ferkit.predict.detect import Box
 from ferkit.predict.recognizer import crop_face
@@ -331,13 +332,13 @@ def test_summary_counts_per_true_label_and_missing_faces():
     assert d["confusion"]["sad"] == {"none": 1}
 
 
-@pytest.mark.skipif(ferkit.fermodel.files.shipped_model_path() is None, reason="no shipped model")
+@pytest.mark.skipif(shipped_model_path() is None, reason="no shipped model")
 def test_shipped_model_is_the_default(photo):
     r = run_cli("predict", str(photo), "--json")
     assert r.returncode == 0, r.stderr
     (row,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert row["label"] in ferkit.LABELS and sum(row["probabilities"].values()) == pytest.approx(1)
-    shipped = ferkit.Recognizer(ferkit.fermodel.files.shipped_model_path()).predict(str(photo))
+    shipped = ferkit.Recognizer(shipped_model_path()).predict(str(photo))
     assert row["label"] == shipped[0].label
     assert row["scores"] == pytest.approx(shipped[0].to_dict()["scores"], abs=1e-4)
 
