@@ -105,6 +105,9 @@ def test_a_fixed_batchnorm_scale_is_not_trained_and_shifts_get_their_own_rate():
     shifts = next(g for g in opt.param_groups if g["lr_scale"] == 8.0)
     assert {id(p) for p in shifts["params"]} == {id(m.bias) for m in batchnorms(net)}
     assert shifts["weight_decay"] == 0.0  # training sets each group's rate: test_norm.py
+    # without --bn-bias-lr: one BatchNorm group, so runs begun before it stay resumable
+    plain = make_optimizer(TrainConfig(data="x", out="y", norm_layers="bn"), net)
+    assert len(plain.param_groups) == 2
 
 
 def test_a_late_average_follows_the_weights_until_it_starts():

@@ -60,15 +60,23 @@ def make_optimizer(cfg: TrainConfig, net: torch.nn.Module) -> torch.optim.Optimi
     shifts = {id(m.bias) for m in norms}
     scales = {id(m.weight) for m in norms}
     trained = [p for p in net.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in trained if id(p) not in shifts | scales], "lr_scale": 1.0},
-        {"params": [p for p in trained if id(p) in scales], "weight_decay": 0.0, "lr_scale": 1.0},
-        {
-            "params": [p for p in trained if id(p) in shifts],
-            "weight_decay": 0.0,
-            "lr_scale": cfg.bn_bias_lr,
-        },
-    ]
+    groups = [{"params": [p for p in trained if id(p) not in shifts | scales], "lr_scale": 1.0}]
+    if cfg.bn_bias_lr == 1.0:  # one BatchNorm group, as runs before --bn-bias-lr had (resumable)
+        norm = [p for p in trained if id(p) in shifts | scales]
+        groups.append({"params": norm, "weight_decay": 0.0, "lr_scale": 1.0})
+    else:
+        groups += [
+            {
+                "params": [p for p in trained if id(p) in scales],
+                "weight_decay": 0.0,
+                "lr_scale": 1.0,
+            },
+            {
+                "params": [p for p in trained if id(p) in shifts],
+                "weight_decay": 0.0,
+                "lr_scale": cfg.bn_bias_lr,
+            },
+        ]
     groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
