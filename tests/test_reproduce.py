@@ -421,6 +421,7 @@ def test_a_proxy_arm_trains_with_its_levers_and_records_no_test(tmp_path):
     summaries.mkdir()
     s = run_experiment(exp, str(data), tmp_path / "out", summaries, Budget(epochs=1))
     assert s["results"] == [] and s["epochs_done"] == 2 and s["table"] == "proxy"
+    assert json.loads((summaries / f"{exp.name}.json").read_text()) == s
     for words in ("--mirror alternate", "--ema-start 0.5", "--ema-bn recomputed", "--seed 1"):
         assert words in s["command"]
     config = ferkit.load_model(tmp_path / "out" / "runs" / exp.name).meta.config
