@@ -170,3 +170,11 @@ def test_augment_preview_draws_the_augmentation_train_would_use():
     assert augment_config(vars(args)) == AugmentConfig.from_ranges(rotation=10, erase=0.5)
     args = build_parser().parse_args(["augment-preview", "--data", "d", "--out", "o.png"])
     assert augment_config(vars(args)) == AugmentConfig()
+
+
+def test_a_preview_names_the_augmentation_it_draws():
+    assert AugmentConfig().describe() == "mirror, rotate +-45 deg, side 42-54 px, crop"
+    shaped = AugmentConfig.from_ranges(rotation=10, rescale=0.2, shift=4, erase=0.5).scaled(0.5)
+    assert shaped.describe().endswith(
+        "rotate +-5 deg, side 43-53 px, crop, shift +-2 px, erase 0.5"
+    )

@@ -447,4 +447,6 @@ def test_the_lever_table_judges_each_arm_against_the_base_arms_seed_spread():
     )
     assert "| 1 | 61.5 | 61.5 | 56.5 | 0.50 | +0.5: within the base's seed spread |" in text
     assert "| init |" not in text  # not run: no row
+    two = "\n".join(lever_section({r["experiment"]: r for r in runs if r is not runs[2]}))
+    assert "+5.0: not judged (base spread needs 3 seeds)" in two  # 2 seeds that agree say little
     assert lever_section({}) == []

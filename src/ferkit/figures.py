@@ -38,9 +38,10 @@ def augment_preview(
     labels: Sequence[int],
     views: Sequence[torch.Tensor],
     out: str | os.PathLike,
+    what: str = "mirror, rotate, rescale, crop",
 ) -> None:
     """Faces (uint8 (N, 48, 48), first column) beside their augmented ``views`` (each (N, 1,
-    42, 42), standardised: ``data.augment.preview_views``)."""
+    42, 42), standardised: ``data.augment.preview_views``); ``what`` names the augmentation."""
     plt = _pyplot()
     n_aug = len(views)
     n = len(images)
@@ -52,9 +53,7 @@ def augment_preview(
             axes[r, c].imshow(v[r, 0].numpy(), cmap="gray", vmin=-8, vmax=8)
         for ax in axes[r]:
             ax.set_axis_off()
-    axes[0, 1].set_title(
-        "augmented (mirror, rotate, rescale, crop, shift, erase)", fontsize=8, loc="left"
-    )
+    axes[0, 1].set_title(f"augmented ({what})", fontsize=8, loc="left")
     fig.tight_layout()
     _save(fig, out)
 

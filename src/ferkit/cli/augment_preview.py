@@ -36,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     faces = preview_faces(args.data, args.faces, args.seed)
     aug = augment_config(vars(args))
     views = preview_views(faces.images, args.per_face, args.seed, aug)
-    augment_preview(faces.images, faces.labels, views, args.out)
+    augment_preview(faces.images, faces.labels, views, args.out, aug.describe())
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -43,6 +43,16 @@ class AugmentConfig:
             0.5, rotation, IMAGE_SIZE * (1 - rescale), IMAGE_SIZE * (1 + rescale), shift, erase
         )
 
+    def describe(self) -> str:
+        """In words, for a picture's title: ``mirror, rotate +-45 deg, side 42-54 px, crop``."""
+        parts = ["mirror", f"rotate +-{self.max_angle:g} deg"]
+        parts += [f"side {self.min_side:.0f}-{self.max_side:.0f} px", "crop"]
+        if self.max_shift:
+            parts.append(f"shift +-{self.max_shift:g} px")
+        if self.erase:
+            parts.append(f"erase {self.erase:g}")
+        return ", ".join(parts)
+
     def scaled(self, strength: float) -> AugmentConfig:
         """Rotation, rescaling and shift ranges times ``strength`` around the identity (angle 0,
         side 48, no shift); mirroring, erasing and the random crop stay. Lighter than the

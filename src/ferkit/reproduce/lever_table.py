@@ -9,6 +9,8 @@ from .catalogue import PROXY_ARMS, PROXY_BASE, PROXY_EPOCHS, PROXY_EXPERIMENTS, 
 
 #: The early epoch the table also shows: how soon an arm gets there, not only where it ends.
 EARLY_EPOCH = 5
+#: Base seeds needed before a spread judges anything (two runs that agree say little).
+MIN_BASE_SEEDS = 3
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float | None]:
@@ -29,7 +31,7 @@ def lever_section(by_name: dict[str, dict]) -> list[str]:
         return []
     base = runs.get(PROXY_BASE, [])
     base_mean, base_sd = _mean_sd([100 * s["val_acc"] for s in base]) if base else (None, None)
-    noise = 2 * base_sd if base_sd is not None else None
+    noise = 2 * base_sd if len(base) >= MIN_BASE_SEEDS else None
     rows = []
     for arm, change, _ in PROXY_ARMS:
         done = runs.get(f"bkvgg12-proxy-{arm}")
@@ -44,7 +46,7 @@ def lever_section(by_name: dict[str, dict]) -> list[str]:
         else:
             gain = mean - base_mean
             if noise is None:
-                verdict = f"{gain:+.1f}: base spread not measured"
+                verdict = f"{gain:+.1f}: not judged (base spread needs {MIN_BASE_SEEDS} seeds)"
             else:
                 word = "beyond" if abs(gain) > noise else "within"
                 verdict = f"{gain:+.1f}: {word} the base's seed spread"
@@ -65,7 +67,11 @@ def lever_section(by_name: dict[str, dict]) -> list[str]:
         "side by side), and judged on the best validation accuracy (%, centre crops of the",
         "held-out 10 % of Training); no test split is looked at. An arm's gain is beyond noise",
         "when it exceeds twice the base arm's seed standard deviation"
-        + (f" ({noise:.1f} points)." if noise is not None else " (not yet measured)."),
+        + (
+            f" ({noise:.1f} points)."
+            if noise is not None
+            else f" (not judged before the base has {MIN_BASE_SEEDS} seeds)."
+        ),
         f"Hours are training hours a run, on: {machine}.",
         "",
         f"| arm | change against the base | seeds | best validation by seed | mean | "

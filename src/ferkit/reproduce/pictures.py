@@ -15,7 +15,7 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     """Fig. 1 (augmentation grid), Fig. 2 (the BKVGG12 run's curves, when run here), Table
     IX's picture and every run's validation curve, beside the summaries, where the report links
     them."""
-    from ..data.augment import preview_views
+    from ..data.augment import AugmentConfig, preview_views
     from ..data.fer2013 import preview_faces
     from ..figures import augment_preview
     from ..training.run_folder import RunFolder
@@ -24,7 +24,8 @@ def write_figures(data: str, out: Path, summaries_dir: Path) -> None:
     figs.mkdir(parents=True, exist_ok=True)
     faces = preview_faces(data)
     views = preview_views(faces.images)
-    augment_preview(faces.images, faces.labels, views, figs / "fig1-augmentation.png")
+    what = AugmentConfig().describe()  # the paper's
+    augment_preview(faces.images, faces.labels, views, figs / "fig1-augmentation.png", what)
     curves = RunFolder(out / "runs" / SHIPPED).curves
     if curves.exists():
         shutil.copyfile(curves, figs / "fig2-bkvgg12-curves.png")
