@@ -13,7 +13,11 @@ from .options import UsageError, data_file_args, read_data, report_skipped
 
 NAME = "data"
 HELP = "read a FER-2013 file and report its splits and class counts"
-DESCRIPTION = "Read FER-2013 (Kaggle's fer2013.csv, plain or .gz, or the train/<label>/ image-folder layout, or a compact copy made by --save) and report its format, splits and class counts. Bad rows stop the read with file, line and reason unless --skip-bad is given."
+DESCRIPTION = (
+    "Read FER-2013 (Kaggle's fer2013.csv, plain or .gz, or the train/<label>/ image-folder "
+    "layout, or a compact copy made by --save) and report its format, splits and class "
+    "counts. Bad rows stop the read with file, line and reason unless --skip-bad is given."
+)
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:

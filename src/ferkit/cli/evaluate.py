@@ -14,7 +14,11 @@ from .options import data_file_args, model_args, read_data, report_skipped
 
 NAME = "evaluate"
 HELP = "accuracy with the paper's test-time views"
-DESCRIPTION = "Score test splits with single centre crops, Eval1 (10 crops) or Eval2 (648 views), averaging SVM scores or CE probabilities over views. Prints accuracy per split and method; --out writes report.json, report.md (Table IX form) and confusion.png."
+DESCRIPTION = (
+    "Score test splits with single centre crops, Eval1 (10 crops) or Eval2 (648 views), "
+    "averaging SVM scores or CE probabilities over views. Prints accuracy per split and "
+    "method; --out writes report.json, report.md (Table IX form) and confusion.png."
+)
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:

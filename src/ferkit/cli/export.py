@@ -10,7 +10,12 @@ from .options import UsageError, precision_check_args
 
 NAME = "export"
 HELP = "write a model as fp16 (or fp32) safetensors with a model card, for shipping"
-DESCRIPTION = "Re-save a trained model in fp16 (about half the size) or fp32 with a model card (training recipe, accuracies, data terms, known limits) in its metadata and as Markdown beside it (OUT with .md). With --verify-data, fp32 and fp16 are scored on the same split and the export is refused when they differ by more than --tolerance accuracy points."
+DESCRIPTION = (
+    "Re-save a trained model in fp16 (about half the size) or fp32 with a model card "
+    "(training recipe, accuracies, data terms, known limits) in its metadata and as Markdown "
+    "beside it (OUT with .md). With --verify-data, fp32 and fp16 are scored on the same split"
+    " and the export is refused when they differ by more than --tolerance accuracy points."
+)
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:

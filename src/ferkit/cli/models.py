@@ -11,7 +11,10 @@ from ..argtypes import (
 
 NAME = "models"
 HELP = "list the networks: parameters, multiply-accumulates, input"
-DESCRIPTION = "List the paper's networks (Tables I-II) with their exact parameter counts (Table III), multiply-accumulates per 42x42 image and input shape."
+DESCRIPTION = (
+    "List the paper's networks (Tables I-II) with their exact parameter counts (Table III), "
+    "multiply-accumulates per 42x42 image and input shape."
+)
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:

@@ -14,7 +14,13 @@ from .options import precision_check_args
 
 NAME = "quantize"
 HELP = "calibrate a model for int8 inference on the CPU (about 2x faster for one face)"
-DESCRIPTION = "Measure the range of every activation on random Training faces and write them beside the weights (x.safetensors -> x.int8.json); --int8 on evaluate, predict and serve then runs the int8 network, rebuilt from the fp32 weights and these ranges. fp32 and int8 are scored on the same split first, and nothing is written when int8 is more than --tolerance points worse."
+DESCRIPTION = (
+    "Measure the range of every activation on random Training faces and write them beside the"
+    " weights (x.safetensors -> x.int8.json); --int8 on evaluate, predict and serve then runs"
+    " the int8 network, rebuilt from the fp32 weights and these ranges. fp32 and int8 are "
+    "scored on the same split first, and nothing is written when int8 is more than "
+    "--tolerance points worse."
+)
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:

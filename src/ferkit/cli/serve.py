@@ -15,7 +15,11 @@ from .options import UsageError, max_megapixels_arg, model_args
 
 NAME = "serve"
 HELP = "an HTTP API and a web page (photo upload or live webcam)"
-DESCRIPTION = "Serve POST /v1/predict, GET /v1/model, GET /healthz, the API docs at /docs and a web page at / (choose or drop a photo, or use the webcam; browsers allow the webcam only on localhost or https). Everything is served locally: no CDN, no internet."
+DESCRIPTION = (
+    "Serve POST /v1/predict, GET /v1/model, GET /healthz, the API docs at /docs and a web "
+    "page at / (choose or drop a photo, or use the webcam; browsers allow the webcam only on "
+    "localhost or https). Everything is served locally: no CDN, no internet."
+)
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:

@@ -9,7 +9,11 @@ from .options import UsageError
 
 NAME = "train"
 HELP = "train a network on FER-2013 (resumable)"
-DESCRIPTION = "Train one of the paper's networks. Writes RUN/model.safetensors (best validation weights), checkpoint.pt, metrics.jsonl and curves.png. Runs under torchrun for several processes. Interrupted runs continue with --resume RUN."
+DESCRIPTION = (
+    "Train one of the paper's networks. Writes RUN/model.safetensors (best validation "
+    "weights), checkpoint.pt, metrics.jsonl and curves.png. Runs under torchrun for several "
+    "processes. Interrupted runs continue with --resume RUN."
+)
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
