@@ -128,18 +128,10 @@ def load_model(
     ``path=None`` loads the model shipped inside the package. ``int8=True`` gives its int8
     version (CPU only), from the calibration ``ferkit quantize`` wrote beside the weights.
     """
-    from safetensors import SafetensorError, safe_open
-
     p = _existing_model_file(path)
     if int8 and torch.device(device).type != "cpu":
         raise ModelFileError(f"{p}: int8 models run on the CPU only, not on {device}")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelFileError(f"{p}: not a safetensors file ({e})") from None
-    model = _model_from(p, meta, tensors, device)
+    model = read_model_file(p, device).model
     if int8:
         from .int8 import quantize
 
