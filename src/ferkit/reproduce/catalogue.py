@@ -93,6 +93,28 @@ FAST_CHANGE = (
     "output layer started at zero"
 )
 
+#: The lever study's two winning groups of train settings (its arms ``init`` and ``avg``), and
+#: both together (its arm ``stack``, and the long recipe built on it).
+INIT_LEVERS: tuple[tuple[str, object], ...] = (
+    ("whiten_init", True),
+    ("dirac_init", True),
+    ("bn_scale", False),
+    ("bn_bias_lr", 4.0),
+)
+AVG_LEVERS: tuple[tuple[str, object], ...] = (
+    ("ema_start", 0.5),
+    ("ema_bn", "recomputed"),
+    ("mirror", "alternate"),
+)
+STACK_LEVERS = INIT_LEVERS + AVG_LEVERS
+_INIT_CHANGE = (
+    "whitening first layer, identity later convolutions, BatchNorm without scale, shifts at "
+    "4x the rate"
+)
+_AVG_CHANGE = (
+    "weight average from half-way, its BatchNorm statistics recomputed; alternating mirror"
+)
+
 _HALF_AUGMENTATION = "rotation +-22.5 deg, rescaling 45-51 px (half the paper's ranges)"
 
 #: The fast procedure on BKVGG12 over 25 epochs (a recipe of its own, and the base of longer ones).
@@ -269,6 +291,16 @@ RECIPES: tuple[Experiment, ...] = (
         base="bkvgg12-svm",
         change=f"{FAST_CHANGE}; {_HALF_AUGMENTATION}; the base's 120 epochs",
     ),
+    # the lever study's stack (4.2 validation points over its base at proxy length) at length
+    dataclasses.replace(
+        FAST_BKVGG12,
+        name="bkvgg12-svm-stack-e70-aug0.5",
+        epochs=70,
+        augment_strength=0.5,
+        base="bkvgg12-svm-fast-e120-aug0.5",
+        change=f"the lever study's stack ({_INIT_CHANGE}; {_AVG_CHANGE}); 70 epochs",
+        options=STACK_LEVERS,
+    ),
 )
 
 #: The experiment whose model the package ships (``ferkit export`` of its run): Table IX and
@@ -345,11 +377,13 @@ PAPER_PARAMS = {
 
 #: The lever study (issue: the paper's 71 % in two hours): short proxy runs of BKVGG12 + SVM,
 #: the whole cosine schedule compressed into ``PROXY_EPOCHS``, ranked on validation (centre
-#: crops of the held-out 10 % of Training) and never tested. One thread each, fp32 (faster than
-#: bf16 on CPUs without AMX: ``ferkit benchmark train``), two side by side.
+#: crops of the held-out 10 % of Training) and never tested. One thread each, two side by side;
+#: the first arms in fp32 (faster than bf16 on CPUs with neither AVX512-BF16 nor AMX), later
+#: ones in bf16.
 PROXY_EPOCHS = 10
 PROXY_BASE = "bkvgg12-proxy-base"
 _PROXY_SGD = (("optimizer", "sgd"), ("lr", 0.003), ("weight_decay", 5e-4))
+_BF16 = (("precision", "bf16"),)
 
 #: Each arm: (name, what it changes against the base, its train settings). The base is the
 #: shipped model's recipe (the fast procedure with half the augmentation) at proxy length.
@@ -358,11 +392,7 @@ PROXY_ARMS: tuple[tuple[str, str, tuple[tuple[str, object], ...]], ...] = (
     ("sgd-lr0.01", "SGD + Nesterov, lr 0.01, wd 5e-4", (*_PROXY_SGD, ("lr", 0.01))),
     ("sgd-lr0.003", "SGD + Nesterov, lr 0.003, wd 5e-4", _PROXY_SGD),
     ("sgd-lr0.03", "SGD + Nesterov, lr 0.03, wd 5e-4", (*_PROXY_SGD, ("lr", 0.03))),
-    (
-        "avg",
-        "weight average from half-way, its BatchNorm statistics recomputed; alternating mirror",
-        (("ema_start", 0.5), ("ema_bn", "recomputed"), ("mirror", "alternate")),
-    ),
+    ("avg", _AVG_CHANGE, AVG_LEVERS),
     (
         "aug",
         "mild shaped augmentation at full strength: rotation 10, rescale 0.2, shift 4 px, "
@@ -375,11 +405,15 @@ PROXY_ARMS: tuple[tuple[str, str, tuple[tuple[str, object], ...]], ...] = (
             ("erase", 0.5),
         ),
     ),
+    ("init", _INIT_CHANGE, INIT_LEVERS),
+    # bf16 from here on: 2-2.4x fp32's speed on CPUs with AVX512-BF16 or AMX (``ferkit benchmark
+    # train``: 412 against 210 images/s on an AMD EPYC, 362 against 151 on an AMX Xeon); the
+    # base in bf16 tells the precision's effect apart from the levers'
+    ("base-bf16", "the base in bf16 (autocast) instead of fp32", _BF16),
     (
-        "init",
-        "whitening first layer, identity later convolutions, BatchNorm without scale, shifts at "
-        "4x the rate",
-        (("whiten_init", True), ("dirac_init", True), ("bn_scale", False), ("bn_bias_lr", 4.0)),
+        "stack",
+        f"init and avg together: {_INIT_CHANGE}; {_AVG_CHANGE}; bf16",
+        (*_BF16, *STACK_LEVERS),
     ),
 )
 PROXY_SEEDS = (0, 1, 2)
@@ -396,7 +430,7 @@ def _proxy(arm: str, change: str, options: tuple, seed: int) -> Experiment:
         seed=seed,
         base=PROXY_BASE,
         change=change,
-        options=(("precision", "fp32"), *options),
+        options=tuple({"precision": "fp32", **dict(options)}.items()),  # fp32 unless the arm says
     )
 
 
