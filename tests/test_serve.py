@@ -1,5 +1,6 @@
 """The HTTP API through an in-process client, and the page in a real headless Chromium."""
 
+import contextlib
 import io
 import json
 import os
@@ -16,7 +17,7 @@ from PIL import Image
 
 pytest.importorskip("fastapi")
 pytest.importorskip("cv2")
-from cli_run import run_cli
+from cli_run import run_cli, run_cli_process
 from fastapi.testclient import TestClient  # noqa: E402
 
 import ferkit  # noqa: E402
@@ -449,3 +450,97 @@ def test_image_pixels_reads_the_header_only_and_never_raises():
     half = buf.getvalue()[: len(buf.getvalue()) // 2]
     assert image_pixels(half) == 640 * 480  # the size is in the header: nothing is decoded
     assert image_pixels(b"not an image") == 0
+
+
+def test_idle_and_slow_header_clients_are_dropped_while_others_are_served(tiny_run, tmp_path):
+    """Issue 35: a connection that sends nothing, or its header lines slowly, is closed within
+    --timeout; the server answers other clients meanwhile, and parser errors are JSON."""
+    import http.client
+
+    server, port, log = _serve(tiny_run, tmp_path, "--timeout", "1")
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(5)]
+        for s in slow:
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        t0 = time.time()
+        for _ in range(6):  # a header line every 0.4 s: never complete within the second
+            for s in slow:
+                with contextlib.suppress(OSError):
+                    s.sendall(b"X-Slow: 1\r\n")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/healthz")
+            assert conn.getresponse().status == 200  # others are served
+            conn.close()
+            time.sleep(0.4)
+        for s in idle + slow:
+            with contextlib.suppress(ConnectionResetError):
+                assert s.recv(100) == b""  # closed by the server
+            s.close()
+        assert time.time() - t0 < 8
+        # the HTTP parser's errors in the {"error": ...} shape
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: lots\r\n\r\n")
+            answer = s.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 400") and "application/json" in answer
+        assert json.loads(answer.split("\r\n\r\n", 1)[1])["error"].startswith("malformed HTTP")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_a_refused_upload_reads_its_503(tiny_run, tmp_path, jpeg):
+    """A client still sending its body when the queue is full gets the 503, not a reset."""
+    server, port, log = _serve(tiny_run, tmp_path, "--timeout", "5", "--queue", "1")
+    body = jpeg * (9_000_000 // len(jpeg))  # more than the sockets buffer
+    head = (
+        "POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as holder:
+            holder.sendall(head + body[:1000])  # admitted, then stalls: holds the one slot
+            time.sleep(0.5)
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+                s.sendall(head + body)
+                answer = b""
+                while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+        text = answer.decode()
+        assert text.startswith("HTTP/1.1 503"), text[:200]
+        assert "server busy" in json.loads(text.split("\r\n\r\n", 1)[1])["error"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_head_of_the_page_and_one_file_part_only(client, jpeg):
+    r = client.head("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    files = [("file", ("a.jpg", jpeg, "image/jpeg")), ("file", ("b.jpg", jpeg, "image/jpeg"))]
+    r = client.post("/v1/predict", files=files)
+    assert r.status_code == 422 and "2 'file' fields" in r.json()["error"]
+
+
+def test_a_port_in_use_is_one_clear_line(tiny_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run_cli_process(
+            "serve",
+            "--model",
+            str(tiny_run),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            timeout=120,
+        )
+    assert r.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in r.stderr
+    assert "serving on" not in r.stderr and "Traceback" not in r.stderr

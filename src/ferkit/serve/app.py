@@ -132,9 +132,23 @@ def create_app(recognizer: Recognizer, config: ServeConfig | None = None):
     return app
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    """Every error the server answers, in docs/CONTRACT.md's ``{"error": ...}`` shape."""
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, close: bool = False) -> JSONResponse:
+    """Every error the server answers, in docs/CONTRACT.md's ``{"error": ...}`` shape
+    (``close``: and the connection is closed after it)."""
+    headers = {"Connection": "close"} if close else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _drain(request: Request, limit: int, timeout: float) -> None:
+    """Read and drop a refused request's body: at most ``limit`` bytes, ``timeout`` seconds a
+    chunk; nothing of it is kept."""
+    received = 0
+    chunks = request.stream().__aiter__()
+    while received <= limit:
+        try:
+            received += len(await asyncio.wait_for(chunks.__anext__(), timeout))
+        except (StopAsyncIteration, asyncio.TimeoutError, ClientDisconnect):
+            return
 
 
 def _add_headers_and_errors(app, cfg: ServeConfig) -> None:
@@ -171,7 +185,9 @@ def _add_pages(app) -> None:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _mount_swagger(app)
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route(
+        "/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+    )
     async def index():
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
 
@@ -218,12 +234,15 @@ def _add_api(app, recognizer: Recognizer, cfg: ServeConfig) -> None:
         """The faces in an image sent as multipart field ``file`` or as the raw body."""
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > limit:
-            return _error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB")
+            return _error(413, f"upload over the limit of {cfg.max_upload_mb:g} MB", close=True)
         # admitted before the body is read, by what it announces (a body without a length
         # counts as the largest allowed): uploads in memory stay under --max-inflight-mb
         size = int(length) if length and length.isdigit() else limit
         if not admission.try_enter(size):
-            return _error(503, "server busy: too many requests queued, retry shortly")
+            # the body is read and dropped (bounded by the limit and the timeout, never kept),
+            # so that the client, still sending, reads its 503 instead of a reset connection
+            await _drain(request, limit, cfg.body_timeout_s)
+            return _error(503, "server busy: too many requests queued, retry shortly", close=True)
         try:
             data = await _upload(request, limit, cfg)
             if isinstance(data, JSONResponse):
@@ -359,10 +378,12 @@ async def _multipart_file(request, data: bytes) -> bytes | str:
         form = await request.form()
     except Exception as e:  # malformed multipart: the client's fault
         return f"malformed multipart body ({e.__class__.__name__})"
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
+    uploads = form.getlist("file")
+    if not uploads or isinstance(uploads[0], str):
         return "multipart body without a 'file' field"
-    return await upload.read()
+    if len(uploads) > 1:
+        return f"{len(uploads)} 'file' fields: send one image a request"
+    return await uploads[0].read()
 
 
 def _mount_swagger(app) -> None:
