@@ -92,7 +92,8 @@ def test_wheel_ships_the_model_and_the_page(tiny_run, tmp_path):
     subprocess.run(["cp", "-r", str(repo / "src"), str(src)], check=True)  # uncommitted work too
     weights = src / "src" / "ferkit" / "weights"
     weights.mkdir(exist_ok=True)
-    main(["export", "--model", str(tiny_run), "--out", str(weights / "bkvgg12.safetensors")])
+    out = str(weights / "bkvgg12.safetensors")
+    main(["export", "--model", str(tiny_run), "--out", out, "--overwrite"])
     dist = tmp_path / "dist"
     subprocess.run(
         [

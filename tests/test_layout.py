@@ -12,7 +12,18 @@ ROOT = Path(ferkit.__file__).parent
 #: module's layer is its folder's. A new folder or top-level module must be placed here.
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ["labels", "atomic", "argtypes", "device", "images", "geometry", "losses", "figures"], 0
+        [
+            "labels",
+            "atomic",
+            "argtypes",
+            "userfiles",
+            "device",
+            "images",
+            "geometry",
+            "losses",
+            "figures",
+        ],
+        0,
     ),
     **dict.fromkeys(["models", "data"], 1),
     "fermodel": 2,

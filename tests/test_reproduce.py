@@ -434,18 +434,29 @@ def test_the_lever_table_judges_each_arm_against_the_base_arms_seed_spread():
     def run(arm: str, seed: int, val: float) -> dict:
         name = f"bkvgg12-proxy-{arm}-seed{seed}"
         curve = [[5, val - 5, 0.1, 40.0], [10, val, 0.2, 50.0]]
-        return {"experiment": name, "val_acc": val / 100, "train_seconds": 1800, "curve": curve}
+        cpu = "2-core AMD EPYC (x86_64, bf16), 1 threads (torch 2.13.0+cpu)"
+        return {
+            "experiment": name,
+            "val_acc": val / 100,
+            "train_seconds": 1800,
+            "curve": curve,
+            "machine": cpu
+            if arm == "aug"
+            else cpu.replace("AMD EPYC", "Intel(R) Xeon(R) Processor"),
+        }
 
     runs = [run("base", 0, 60.0), run("base", 1, 61.0), run("base", 2, 62.0)]
     runs += [run("aug", 0, 65.0), run("aug", 1, 66.0), run("sgd-lr0.01", 0, 61.5)]
     text = "\n".join(lever_section({r["experiment"]: r for r in runs}))
     assert "(2.0 points)" in text  # twice the base's standard deviation (1.0)
-    assert "| base |" in text and "| 3 | 60.0, 61.0, 62.0 | 61.0 +- 1.0 | 56.0 | 0.50 | - |" in text
+    assert "| base |" in text
+    assert "| 3 | 60.0, 61.0, 62.0 | 61.0 +- 1.0 | 56.0 | 0.50 (Intel Xeon) | - |" in text
     assert (
-        "| 2 | 65.0, 66.0 | 65.5 +- 0.7 | 60.5 | 0.50 | +4.5: beyond the base's seed spread |"
-        in text
+        "| 2 | 65.0, 66.0 | 65.5 +- 0.7 | 60.5 | 0.50 (AMD EPYC) | +4.5: beyond the base's seed "
+        "spread |" in text
     )
-    assert "| 1 | 61.5 | 61.5 | 56.5 | 0.50 | +0.5: within the base's seed spread |" in text
+    assert "| 61.5 | 56.5 | 0.50 (Intel Xeon) | +0.5: within the base's seed spread |" in text
+    assert "with the CPU they ran on: 2-core AMD EPYC" in text  # each machine named in full
     assert "| init |" not in text  # not run: no row
     two = "\n".join(lever_section({r["experiment"]: r for r in runs if r is not runs[2]}))
     assert "+5.0: not judged (base spread needs 3 seeds)" in two  # 2 seeds that agree say little

@@ -204,7 +204,7 @@ def test_ddp_two_processes_disjoint_shards_identical_weights(small_csv, tmp_path
     ("args", "message", "code"),
     [
         (["--arch", "vgg99"], "unknown network 'vgg99'", 2),
-        (["--batch-size", "100000"], "larger than the 630 training images", 2),
+        (["--batch-size", "10000"], "larger than the 630 training images", 2),
         (
             ["--val-split", "Validation"],
             "no split 'Validation' (splits present: Training, PublicTest, PrivateTest)",

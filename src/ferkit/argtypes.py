@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 
 
@@ -59,12 +60,39 @@ NON_NEGATIVE = number(float, min=0)
 PORT = number(int, min=1, max=65535)
 
 
-THREADS_HELP = "CPU threads for torch (default: torch's)"
+THREADS_HELP = "CPU threads for torch (default: torch's; at most 4 a CPU, 16 at least)"
+
+
+def max_threads() -> int:
+    """The most threads an option may ask for: a few times the CPUs (``--threads 100000`` once
+    ended in a segmentation fault inside OpenMP)."""
+    return max(16, 4 * (os.cpu_count() or 1))
+
+
+def thread_count(text: str) -> int:
+    """An argparse ``type``: a thread count from 1 to :func:`max_threads`."""
+    value = POSITIVE_INT(text)
+    if value > (limit := max_threads()):
+        raise argparse.ArgumentTypeError(
+            f"must be <= {limit} (4 threads a CPU; this machine has {os.cpu_count()}) (got {text})"
+        )
+    return value
+
+
+thread_count.__name__ = "int"
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
     """--threads, as every command that runs torch takes it."""
-    p.add_argument("--threads", type=POSITIVE_INT, help=THREADS_HELP)
+    p.add_argument("--threads", type=thread_count, help=THREADS_HELP)
+
+
+def add_overwrite_option(p: argparse.ArgumentParser, what: str) -> None:
+    """--overwrite (docs/CONTRACT.md "Files"): the one word every command takes to replace an
+    existing output; without it an existing output is refused."""
+    p.add_argument(
+        "--overwrite", action="store_true", help=f"replace {what} if it exists (refused without)"
+    )
 
 
 def add_device_option(p: argparse.ArgumentParser) -> None:

@@ -13,8 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from .argtypes import MAX_PIXELS
+from .userfiles import require_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def sample_photo() -> Path:
+    """The photo that ships with ferkit (one face; ``samples/README.md`` says where it is from)."""
+    from importlib.resources import files
+
+    return Path(str(files("ferkit") / "samples" / "astronaut.jpg"))
 
 
 class ImageError(ValueError):
@@ -35,7 +43,7 @@ def load_image(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndar
     if isinstance(src, bytes | bytearray | memoryview):
         fh, name = io.BytesIO(bytes(src)), "<bytes>"
     elif isinstance(src, str | os.PathLike):
-        fh, name = Path(src), str(src)
+        fh, name = require_file(src, error=ImageError), str(src)
     else:
         raise ImageError(f"cannot read an image from a {type(src).__name__}")
     with open_image(fh, name) as im:
@@ -53,7 +61,7 @@ def load_grey(src, color: str = "rgb", max_pixels: int = MAX_PIXELS) -> np.ndarr
     if isinstance(src, bytes | bytearray | memoryview):
         fh, name = io.BytesIO(bytes(src)), "<bytes>"
     elif isinstance(src, str | os.PathLike):
-        fh, name = Path(src), str(src)
+        fh, name = require_file(src, error=ImageError), str(src)
     else:
         return to_grey(load_image(src, color, max_pixels))
     with open_image(fh, name) as im:

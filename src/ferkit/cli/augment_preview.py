@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..argtypes import (
-    COUNT,
-    DATA_HELP,
-    POSITIVE_INT,
-)
+from ..argtypes import COUNT, DATA_HELP, POSITIVE_INT, add_overwrite_option
+from ..userfiles import check_output
+from .options import UsageError
 
 NAME = "augment-preview"
 HELP = "draw faces beside augmented versions (Fig. 1)"
@@ -19,6 +17,7 @@ DESCRIPTION = None
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument("--out", required=True, help="PNG file to write")
+    add_overwrite_option(sp, "the --out file")
     sp.add_argument("--faces", type=POSITIVE_INT, default=6, help="how many faces (rows)")
     sp.add_argument("--per-face", type=POSITIVE_INT, default=7, help="augmented versions per face")
     sp.add_argument("--seed", type=COUNT, default=0, help="random seed")
@@ -33,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..figures import augment_preview
     from ..training.config import augment_config
 
+    check_output(args.out, inputs=[args.data], overwrite=args.overwrite, error=UsageError)
     faces = preview_faces(args.data, args.faces, args.seed)
     aug = augment_config(vars(args))
     views = preview_views(faces.images, args.per_face, args.seed, aug)

@@ -6,9 +6,8 @@ import argparse
 import json
 import sys
 
-from ..argtypes import (
-    add_json_option,
-)
+from ..argtypes import add_json_option, add_overwrite_option
+from ..userfiles import check_output
 from .options import UsageError, data_file_args, read_data, report_skipped
 
 NAME = "data"
@@ -29,11 +28,14 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="also write a compact copy (.npz, or .npz.xz: FER-2013 in ~60 MB) that every "
         "--data option reads",
     )
+    add_overwrite_option(sp, "the --save file")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..labels import LABELS
 
+    if args.save:  # before the read: a refusal costs nothing
+        check_output(args.save, inputs=[args.data], overwrite=args.overwrite, error=UsageError)
     ds = read_data(args)
     if args.save:
         from ..data.fer2013 import save_compact

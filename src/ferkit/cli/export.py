@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ..argtypes import add_overwrite_option
+from ..userfiles import require_file
 from .options import UsageError, precision_check_args
 
 NAME = "export"
@@ -19,8 +21,9 @@ DESCRIPTION = (
 
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--model", required=True, help="model.safetensors or run folder")
-    sp.add_argument("--out", required=True, help="file to write")
+    sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
+    sp.add_argument("--out", required=True, help="file to write (and its card, OUT with .md)")
+    add_overwrite_option(sp, "OUT and its card")
     sp.add_argument(
         "--format",
         choices=["safetensors", "onnx"],
@@ -61,16 +64,32 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     precision_check_args(sp, "fp16", "--verify-data", tolerance=0.1)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """OUT and its card: never one of the inputs, never an existing file without --overwrite
+    (docs/CONTRACT.md "Files"), checked before any work."""
+    from pathlib import Path
+
+    from ..fermodel.files import model_file, shipped_model_path
+    from ..userfiles import check_output
+
+    model = model_file(args.model) if args.model else shipped_model_path()
+    inputs = (model, args.summary, args.verify_data)
+    outs = [Path(args.out)] + ([] if args.format == "onnx" else [Path(args.out).with_suffix(".md")])
+    for out in outs:
+        check_output(out, inputs=inputs, overwrite=args.overwrite, error=UsageError)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export.workflows import export_model
 
+    check_outputs(args)
     card = json.loads(args.card) if args.card else None
     if card is not None and not isinstance(card, dict):
         raise UsageError("--card must be a JSON object")
     summary = None
     if args.summary:
         try:
-            with open(args.summary) as fh:
+            with open(require_file(args.summary)) as fh:
                 summary = json.load(fh)
         except (OSError, ValueError) as e:
             raise UsageError(f"{args.summary}: not a reproduce summary ({e})") from None

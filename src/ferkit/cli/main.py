@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
-from .options import EXIT_INPUT, EXIT_USAGE
+from .options import EXIT_INPUT, EXIT_USAGE, say
+
+#: What a shell reports for a process ended by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
 
 #: Every command's module, in the order ``ferkit --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -80,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except BrokenPipeError:  # `ferkit predict --json | head`: the reader has all it wants
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's last flush is quiet
+        return EXIT_BROKEN_PIPE
     except (
         DataError,
         ModelFileError,
@@ -88,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ImageError,
         OSError,
     ) as e:
-        print(f"ferkit: error: {e}", file=sys.stderr)
+        say(f"ferkit: error: {e}")
         return EXIT_INPUT
     except ValueError as e:  # impossible settings: unknown network, loss, split, ...
-        print(f"ferkit {args.command}: error: {e}", file=sys.stderr)
+        say(f"ferkit {args.command}: error: {e}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ferkit: interrupted", file=sys.stderr)

@@ -6,9 +6,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..argtypes import DATA_HELP, MAX_PIXELS, NON_NEGATIVE, POSITIVE, PRECISIONS, add_device_option
+from ..argtypes import (
+    DATA_HELP,
+    MAX_PIXELS,
+    NON_NEGATIVE,
+    PRECISIONS,
+    add_device_option,
+    number,
+)
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
+
+
+def say(message: str) -> None:
+    """One line on stderr, on a line of its own even while a progress bar is drawn there."""
+    if "tqdm" in sys.modules:  # a bar may be on screen: tqdm clears it, prints, redraws it
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+    else:
+        print(message, file=sys.stderr)
 
 
 class UsageError(ValueError):
@@ -51,7 +68,7 @@ def max_megapixels_arg(sp: argparse.ArgumentParser, larger: str) -> None:
     """--max-megapixels, the decompression-bomb guard of predict and serve (the same default)."""
     sp.add_argument(
         "--max-megapixels",
-        type=POSITIVE,
+        type=number(float, above=0, max=10_000),
         default=MAX_PIXELS / 1e6,
         help=f"larger images {larger} (a guard against decompression bombs)",
     )
@@ -101,4 +118,4 @@ def read_data(args: argparse.Namespace):
 
 def report_skipped(ds) -> None:
     if ds.n_skipped:
-        print(f"ferkit: {ds.skipped_message()}", file=sys.stderr)
+        say(f"ferkit: {ds.skipped_message()}")

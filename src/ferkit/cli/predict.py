@@ -9,10 +9,12 @@ import sys
 
 from ..argtypes import (
     COUNT,
-    NON_NEGATIVE,
     POSITIVE_INT,
     add_json_option,
+    add_overwrite_option,
+    number,
 )
+from ..userfiles import check_output
 from .options import EXIT_INPUT, UsageError, max_megapixels_arg, model_args
 
 NAME = "predict"
@@ -27,6 +29,12 @@ DESCRIPTION = (
 
 def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("paths", nargs="*", metavar="PATH", help="images, folders or videos")
+    sp.add_argument(
+        "--sample",
+        action="store_true",
+        help="also the photo that ships with ferkit (NASA's portrait of Eileen Collins, public "
+        "domain): a first run with nothing to download",
+    )
     model_args(sp)
     sp.add_argument(
         "--views",
@@ -42,6 +50,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="folder for annotated copies of images and videos (--engine ray: the records "
         "file, .jsonl or .parquet)",
     )
+    add_overwrite_option(sp, "--engine ray's --out records file")
     add_json_option(sp, "JSON lines, one a face")
     sp.add_argument(
         "--engine",
@@ -53,7 +62,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--workers",
-        type=POSITIVE_INT,
+        type=number(int, min=1, max=4096),
         help="--engine ray: workers, one CPU each (default: one per CPU of the cluster)",
     )
     sp.add_argument(
@@ -66,7 +75,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--margin",
-        type=NON_NEGATIVE,
+        type=number(float, min=0, max=4),
         help="context around each detected face, as a fraction of its side (default 0: "
         "FER-2013 frames a face as the detector's box)",
     )
@@ -106,6 +115,9 @@ def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
         output_format(args.out)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.out:
+        inputs = [*args.paths, args.labels, args.model]
+        check_output(args.out, inputs=inputs, overwrite=args.overwrite, error=UsageError)
     spec = RecognizerSpec(
         model=None if args.model is None else os.path.abspath(args.model),
         detect=not args.no_detect,
@@ -147,6 +159,13 @@ def run(args: argparse.Namespace) -> int:
     from ..predict.files import predict_paths, read_labels, run_camera
     from ..predict.recognizer import Recognizer
 
+    if args.sample:
+        from ..images import sample_photo
+
+        args.paths = [*args.paths, str(sample_photo())]
+    for flag, value in (("--workers", args.workers), ("--address", args.address)):
+        if value is not None and args.engine != "ray":
+            raise UsageError(f"{flag} is for --engine ray: add --engine ray or leave it out")
     if args.engine == "ray":  # each worker loads the model itself
         if not args.paths:
             raise UsageError("predict needs image, folder or video paths")

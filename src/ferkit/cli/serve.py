@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..argtypes import (
-    NON_NEGATIVE,
-    PORT,
-    POSITIVE,
-    POSITIVE_INT,
-)
+from ..argtypes import PORT, number
 from .options import UsageError, max_megapixels_arg, model_args
 
 NAME = "serve"
@@ -26,25 +21,31 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     model_args(sp)
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sp.add_argument("--port", type=PORT, default=8000, help="port to listen on")
-    sp.add_argument("--max-upload-mb", type=POSITIVE, default=10, help="larger uploads get 413")
+    sp.add_argument(
+        "--max-upload-mb",
+        type=number(float, above=0, max=4096),
+        default=10,
+        help="larger uploads get 413",
+    )
     max_megapixels_arg(sp, "get 413")
     sp.add_argument(
         "--timeout",
-        type=POSITIVE,
+        type=number(float, above=0, max=3600),
         default=30,
         metavar="S",
-        help="a client that sends nothing for S seconds mid-upload is answered 408 and dropped "
-        "(default 30)",
+        help="a connection whose request headers are not complete S seconds after it opened "
+        "(or after its last answer) is closed, and a client that sends nothing for S seconds "
+        "mid-upload is answered 408 and dropped (default 30)",
     )
     sp.add_argument(
         "--queue",
-        type=POSITIVE_INT,
+        type=number(int, min=1, max=100_000),
         default=16,
         help="requests admitted at once (running + waiting); more get 503",
     )
     sp.add_argument(
         "--max-inflight-mb",
-        type=POSITIVE,
+        type=number(float, above=0, max=65_536),
         default=64,
         metavar="MB",
         help="uploads admitted at once, by their Content-Length (a body without one counts as "
@@ -53,13 +54,13 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--workers",
-        type=POSITIVE_INT,
+        type=number(int, min=1, max=256),
         help="threads decoding and detecting uploads (default: 8 a core, at most 64: the more "
         "faces are found at once, the larger the network's batches)",
     )
     sp.add_argument(
         "--decode-megapixels",
-        type=POSITIVE,
+        type=number(float, above=0, max=10_000),
         default=24.0,
         metavar="MP",
         help="decoded photos held at once, in megapixels (default 24: two 10 MB phone photos); "
@@ -67,7 +68,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--batch-window-ms",
-        type=NON_NEGATIVE,
+        type=number(float, min=0, max=10_000),
         default=5,
         metavar="MS",
         help="how long the faces of one request wait for other requests' faces to share a "
@@ -75,7 +76,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     )
     sp.add_argument(
         "--max-batch",
-        type=POSITIVE_INT,
+        type=number(int, min=1, max=4096),
         default=64,
         help="faces per network call at most",
     )
@@ -114,14 +115,40 @@ def run(args: argparse.Namespace) -> int:
         decode_megapixels=args.decode_megapixels,
         max_batch_faces=args.max_batch,
     )
+    sock = _listen(args.host, args.port)  # first: a port in use is one clear line
+    from ..serve.protocol import protocol_with_deadline
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(rec, cfg),
+            http=protocol_with_deadline(args.timeout),
+            log_level="warning" if args.quiet else "info",
+        )
+    )
     print(
         f"ferkit: serving on http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr
     )
     return_freed_memory()
-    uvicorn.run(
-        create_app(rec, cfg),
-        host=args.host,
-        port=args.port,
-        log_level="warning" if args.quiet else "info",
-    )
+    server.run(sockets=[sock])
     return 0
+
+
+def _listen(host: str, port: int):
+    """The server's socket, bound: an OSError naming the address when it cannot be."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise OSError(f"--host {host}: {e.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

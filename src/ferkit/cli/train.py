@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from ..argtypes import add_overwrite_option
 from ..training.config import add_train_options
 from .options import UsageError
 
@@ -20,18 +22,14 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--resume", metavar="RUN", help="continue the run in RUN with its stored settings"
     )
-    sp.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start again in an --out folder that already holds a run (refused without it)",
-    )
+    add_overwrite_option(sp, "the run in --out (start again over it)")
     add_train_options(sp)  # every TrainConfig field, its help and check beside the field
 
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..training.config import config_from_options, resume_overrides
+    from ..training.config import IGNORED, config_from_options, resume_overrides
     from ..training.loop import train
     from ..training.run_folder import load_run_config
 
@@ -43,5 +41,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.data or not args.out:
         raise UsageError("train needs --data PATH and --out RUN (or --resume RUN)")
-    train(config_from_options(vars(args)), overwrite=args.overwrite)
+    cfg = config_from_options(vars(args))
+    for flag, needs in cfg.ineffective(IGNORED):
+        print(f"ferkit: warning: {flag} does nothing without {needs}", file=sys.stderr)
+    train(cfg, overwrite=args.overwrite)
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..atomic import atomic_write
 from ..labels import IMAGE_SIZE, LABELS
+from ..userfiles import read_head
 from .dataset import BadRow, DataError, FerDataset, Split
 
 #: What every ``--data`` option reads, in its help.
@@ -98,7 +99,15 @@ def save_compact(ds: FerDataset, path: str | os.PathLike) -> Path:
     return p
 
 
+#: What a compact file starts with: xz's magic, or a zip's (an ``.npz``).
+_MAGIC = {".xz": b"\xfd7zXZ\x00", ".npz": b"PK\x03\x04"}
+
+
 def _read_compact(path: Path) -> FerDataset:
+    magic = _MAGIC[".xz" if path.name.endswith(".xz") else ".npz"]
+    if read_head(path, len(magic)) != magic:  # before reading the whole into memory
+        kind = "xz" if magic == _MAGIC[".xz"] else "zip (.npz)"
+        raise DataError(path, None, f"not a ferkit compact data file (no {kind} signature)")
     try:
         if path.name.endswith(".xz"):
             source = io.BytesIO(lzma.decompress(path.read_bytes()))

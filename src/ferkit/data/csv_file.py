@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import IMAGE_SIZE, LABELS, SPLITS
+from ..userfiles import HEAD_BYTES, looks_binary, read_head
 from .dataset import (
     CSV_HEADER,
     PIXELS,
@@ -21,10 +22,29 @@ from .dataset import (
     _no_images,
 )
 
+_NOT_CSV = (
+    "not a FER-2013 CSV (binary content: --data takes a fer2013.csv, plain or .gz, an image "
+    "folder or a compact .npz[.xz]; for photos use ferkit predict)"
+)
+
+
+def _sniff(path: Path) -> None:
+    """Refuse a binary file from its first few KB (gunzipped when it is gzip), before the whole
+    is read: a 2 GB sparse file of zeros costs 4 KB, not 2 GB."""
+    head = read_head(path)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(47).decompress(head, HEAD_BYTES)
+        except zlib.error:
+            return  # a corrupt stream: _decompress says where
+    if looks_binary(head[:512]):
+        raise DataError(path, None, _NOT_CSV)
+
 
 def _decompress(path: Path) -> bytes:
     """The file's bytes, gunzipped when it is gzip: every member (``cat a.gz b.gz`` is one valid
     gzip file), refusing a truncated stream or bytes after the last member (NUL padding aside)."""
+    _sniff(path)
     data = path.read_bytes()
     if data[:2] != b"\x1f\x8b":
         return data
@@ -49,15 +69,6 @@ def _decompress(path: Path) -> bytes:
     return b"".join(parts)
 
 
-def _is_text(head: bytes) -> bool:
-    """Whether the start of a file reads as text (a multi-byte character may be cut at the end)."""
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return e.start >= len(head) - 3
-    return True
-
-
 def _read_csv(path: Path, *, on_error: OnError) -> FerDataset:
     raw = _decompress(path)
     if not raw.strip():
@@ -67,13 +78,8 @@ def _read_csv(path: Path, *, on_error: OnError) -> FerDataset:
     if b'"' in raw:  # some exports quote the pixel field; the fields never contain commas
         raw = raw.replace(b'"', b"")
     head = raw[: raw.find(b"\n")] if b"\n" in raw[:200] else raw[:200]
-    if b"\0" in raw[:512] or not _is_text(raw[:512]):
-        raise DataError(
-            path,
-            None,
-            "not a FER-2013 CSV (binary content: --data takes a fer2013.csv, plain or .gz, an "
-            "image folder or a compact .npz[.xz]; for photos use ferkit predict)",
-        )
+    if looks_binary(raw[:512]):
+        raise DataError(path, None, _NOT_CSV)
     header = tuple(h.strip() for h in head.decode("utf-8", "replace").lstrip("\ufeff").split(","))
     if header != CSV_HEADER:
         raise DataError(

@@ -56,6 +56,17 @@ class Split:
         pick = np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False)
         return Split(self.images[pick], self.labels[pick])
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the faces and labels: the same for the same faces in any file format or
+        place (a run resumed on moved or recompressed data), different for any other face."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for a in (self.images, self.labels.astype("<i8")):
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
     def counts(self) -> dict[str, int]:
         """Number of faces per label, in label order."""
         per = np.bincount(self.labels, minlength=len(LABELS))

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from ..labels import TRAIN_SPLIT
+from ..userfiles import path_problem
 from .compact import _cache_key, _cache_read, _cache_write, _read_compact, cache_dir, save_compact
 from .csv_file import _read_csv
 from .dataset import (
@@ -64,8 +65,8 @@ def load_fer2013(
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     p = Path(path)
-    if not p.exists():
-        raise DataError(p, None, "no such file or folder")
+    if (problem := path_problem(p, folder_ok=True)) is not None:  # before any open: a FIFO blocks
+        raise DataError(p, None, problem)
     key = _cache_key(p, on_error=on_error, resize=resize) if cache else None
     if key is not None and (hit := _cache_read(key, p)) is not None:
         return hit

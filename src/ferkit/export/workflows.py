@@ -26,6 +26,7 @@ from ..fermodel.files import (
     save_model,
 )
 from ..training.config import changed_options, recorded_settings
+from ..userfiles import public_command, public_path
 
 #: What every card says about FER-2013 and the limits any model trained on it has.
 DATA_CARD: dict = {
@@ -90,6 +91,13 @@ class PrecisionCheck:
         )
 
 
+def public_config(config: dict) -> dict:
+    """A model's training settings with its data and run paths as they may be shown to others
+    (files trained before paths were recorded so still hold the trainer's absolute ones)."""
+    paths = {k: public_path(v) for k in ("data", "out") if isinstance(v := config.get(k), str)}
+    return {**config, **paths}
+
+
 def export_model(
     model_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -122,6 +130,7 @@ def export_model(
                 f"points (> {tolerance_points}): export fp32 instead"
             )
     model.meta.card = {**build_card(model, dtype, summary, check), **(card or {})}
+    model.meta.config = public_config(model.meta.config)
     save_model(model, out, dtype=torch_dtype)
     with atomic_write(Path(out).with_suffix(".md"), "w") as fh:
         fh.write(card_markdown(model.meta.card))
@@ -145,7 +154,7 @@ def build_card(model, dtype: str, summary: dict | None, check: PrecisionCheck | 
         "torch": cfg.get("torch", torch.__version__),
     }
     if summary:
-        card["command"] = summary.get("command")
+        card["command"] = public_command(summary["command"]) if summary.get("command") else None
         card["wall_time_hours"] = round(summary.get("train_seconds", 0) / 3600, 2)
         card["machine"] = summary.get("machine")
         acc: dict = {}
@@ -241,6 +250,7 @@ def export_onnx(
                 f"{100 * MIN_SAME_PREDICTIONS:g} %); nothing written"
             )
         model.meta.card["onnx_check"] = asdict(parity)
+    model.meta.config = public_config(model.meta.config)
     save_onnx(model, out, onnx_input)  # with the card, check included
     return parity
 

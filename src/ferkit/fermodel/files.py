@@ -19,6 +19,7 @@ from ..atomic import atomic_write
 from ..data.preprocess import Normalizer
 from ..labels import INPUT_SIZE
 from ..models import create_model
+from ..userfiles import path_problem
 from .model import FerModel, ModelMeta
 
 MODEL_FORMAT = "ferkit-model/1"
@@ -113,9 +114,21 @@ def _existing_model_file(path: str | os.PathLike | None) -> Path:
         if path is None:
             raise ModelFileError("this ferkit build ships no trained model yet: pass --model PATH")
     p = model_file(path)
-    if not p.is_file():
-        raise ModelFileError(f"{p}: no such model file")
+    problem = path_problem(p)
+    if problem == "no such file or folder":
+        problem = "no such model file"
+        if p != Path(path):
+            p, problem = Path(path), f"a folder without {MODEL_FILE} (not a run with a model)"
+    if problem is None and (size := p.stat().st_size) > MAX_MODEL_BYTES:
+        problem = f"{size / 2**20:.0f} MiB: larger than any ferkit model (at most 1 GiB)"
+    if problem is not None:
+        raise ModelFileError(f"{p}: {problem}")
     return p
+
+
+#: No ferkit network's weights come near this (BKStart, the largest, is 29 MB in fp32): a
+#: larger file is refused before it is read into memory.
+MAX_MODEL_BYTES = 1 << 30
 
 
 def load_model(
@@ -144,15 +157,36 @@ def load_model(
     return model
 
 
+def _misfits(expected: dict, weights: dict, tensors: dict, shown: int = 3) -> str:
+    """What keeps ``weights`` from loading into a network with ``expected`` tensors, in words
+    (the first ``shown`` of each kind), or "" when they fit."""
+    missing = [k for k in expected if k not in weights]
+    missing += [k for k in ("norm.mean", "norm.std") if k not in tensors]
+    extra = [k for k in weights if k not in expected]
+    shapes = [
+        f"{k} is {list(weights[k].shape)}, not {list(v.shape)}"
+        for k, v in expected.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
+    parts = []
+    for what, items in (("missing", missing), ("unexpected", extra), ("wrong shape", shapes)):
+        if items:
+            more = f" and {len(items) - shown} more" if len(items) > shown else ""
+            parts.append(f"{what}: {', '.join(items[:shown])}{more}")
+    return "; ".join(parts)
+
+
 def _model_from(p: Path, meta: dict, tensors: dict, device) -> FerModel:
     """The model a file's metadata and tensors describe (ModelFileError naming ``p`` if not)."""
     if meta.get("format") != MODEL_FORMAT:
         raise ModelFileError(f"{p}: not a ferkit model (format {meta.get('format')!r})")
     mm = meta_from_strings(p, meta, tensors)
+    net = create_model(mm.arch)
+    weights = {k: v.float() for k, v in tensors.items() if not k.startswith("norm.")}
+    if problems := _misfits(net.state_dict(), weights, tensors):
+        raise ModelFileError(f"{p}: weights do not fit {mm.arch!r}: {problems}")
     try:
-        net = create_model(mm.arch)
         normalizer = Normalizer.from_state_dict(tensors)
-        weights = {k: v.float() for k, v in tensors.items() if not k.startswith("norm.")}
         net.load_state_dict(weights, strict=True)
     except (KeyError, RuntimeError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -4,6 +4,7 @@ against a labels CSV. Failures are one line on stderr each; the batch goes on.""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import sys
@@ -11,8 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_path, atomic_write
 from ..images import IMAGE_SUFFIXES, ImageError, load_image
 from ..labels import LABELS
+from ..userfiles import NOT_REGULAR, looks_binary, path_problem, read_head, require_file
 from .recognizer import Face, Recognizer
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -28,8 +31,9 @@ class Input:
 
 def iter_inputs(paths: list[str], warn: Callable[[str], None] | None = None) -> list[Input]:
     """Files named as given, and the images and videos below named folders (recursively,
-    sorted). Anything that is not a regular file (a FIFO, socket or device, which would block
-    or never end) is skipped with a message through ``warn``."""
+    sorted). Below a folder, anything that is not a regular file (a FIFO, socket or device,
+    which would block or never end) is skipped with a message through ``warn``; a path named
+    explicitly is kept, and fails as an input when it is read (docs/CONTRACT.md)."""
     wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     warn = warn or warn_line
     out = []
@@ -43,7 +47,7 @@ def iter_inputs(paths: list[str], warn: Callable[[str], None] | None = None) -> 
                         continue
                     if _regular(f, warn):
                         out.append(Input(f, os.path.relpath(f, p)))
-        elif not os.path.exists(p) or _regular(p, warn):  # a missing file fails later, clearly
+        else:  # a missing or odd file fails when read, clearly
             norm = os.path.normpath(p)
             inside = not os.path.isabs(norm) and norm.split(os.sep)[0] != os.pardir
             out.append(Input(p, norm if inside else os.path.basename(norm)))
@@ -51,15 +55,10 @@ def iter_inputs(paths: list[str], warn: Callable[[str], None] | None = None) -> 
 
 
 def _regular(path: str, warn: Callable[[str], None]) -> bool:
-    import stat
-
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return True  # reading it gives the clear error
-    if stat.S_ISREG(mode):
-        return True
-    warn(f"{path}: skipped: not a regular file (a FIFO, socket or device)")
+    problem = path_problem(path)
+    if problem is None or not problem.startswith(NOT_REGULAR):
+        return True  # a vanished or unreadable file fails when it is read, clearly
+    warn(f"{path}: skipped: {problem}")
     return False
 
 
@@ -117,7 +116,10 @@ def read_labels(path: str | os.PathLike) -> dict[str, str]:
     from ..labels import label_index
 
     out: dict[str, str] = {}
-    with open(path, newline="") as fh:
+    if looks_binary(read_head(require_file(path))):  # before csv reads a 2 GB "line" of NULs
+        raise ValueError(f"{path}: not a labels CSV (binary content)")
+    # utf-8-sig: a spreadsheet's export starts with a byte-order mark, as the data reader allows
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         for lineno, row in enumerate(csv.reader(fh), start=1):
             if not row or (lineno == 1 and row[:2] == ["file", "label"]):
                 continue
@@ -230,8 +232,11 @@ def face_records(
 
 
 def warn_line(msg: str) -> None:
-    """One ``ferkit: ...`` line on stderr: how a batch reports an input and goes on."""
-    print(f"ferkit: {msg}", file=sys.stderr)
+    """One ``ferkit: ...`` line on stderr, clear of the progress bar: how a batch reports an
+    input and goes on."""
+    from tqdm import tqdm
+
+    tqdm.write(f"ferkit: {msg}", file=sys.stderr)
 
 
 def _annotated_path(item: Input, out: str, inputs: set[str], written: set[str]) -> Path:
@@ -255,11 +260,14 @@ def _annotated_path(item: Input, out: str, inputs: set[str], written: set[str]) 
 def _save_annotated(rgb, faces: list[Face], dest: Path) -> None:
     from PIL import Image
 
-    from ..atomic import atomic_write
     from .annotate import annotate
 
+    # encoded in memory: PIL's encoders write to a file's descriptor and ignore a short write
+    # on a full disk; Python's write does not
+    buf = io.BytesIO()
+    Image.fromarray(annotate(rgb, faces)).save(buf, format=_format_for(dest))
     with atomic_write(dest) as fh:
-        Image.fromarray(annotate(rgb, faces)).save(fh, format=_format_for(dest))
+        fh.write(buf.getbuffer())
 
 
 def _format_for(p: Path) -> str:
@@ -280,7 +288,22 @@ def _predict_video(
 ) -> list[tuple[int, list[Face]]]:
     """Faces per analysed frame (every ``every``-th); an annotated copy of the video at ``dest``."""
     fps = video_fps(path)  # first: without OpenCV, the clear error
+    if dest is None:
+        return [(k, rec.predict(bgr, color="bgr", detect=detect)) for k, bgr in _every(path, every)]
+    with atomic_path(dest) as work:  # OpenCV writes by name: into a temporary, then one rename
+        return _predict_video_into(rec, path, detect, work, every, fps)
+
+
+def _every(path: str, every: int) -> Iterator[tuple[int, object]]:
+    return ((k, bgr) for k, bgr in iter_frames(path) if k % every == 0)
+
+
+def _predict_video_into(
+    rec: Recognizer, path: str, detect: bool, dest: Path, every: int, fps: float
+) -> list[tuple[int, list[Face]]]:
     import cv2
+
+    from .annotate import annotate
 
     writer, results = None, []
     try:
@@ -288,17 +311,13 @@ def _predict_video(
             if k % every == 0:
                 faces = rec.predict(bgr, color="bgr", detect=detect)
                 results.append((k, faces))
-            if dest:
-                from .annotate import annotate
-
-                rgb = annotate(bgr[..., ::-1].copy(), results[-1][1] if results else [])
-                if writer is None:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    h, w = rgb.shape[:2]
-                    writer = cv2.VideoWriter(
-                        str(dest), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
-                    )
-                writer.write(rgb[..., ::-1].copy())
+            rgb = annotate(bgr[..., ::-1].copy(), results[-1][1] if results else [])
+            if writer is None:
+                h, w = rgb.shape[:2]
+                writer = cv2.VideoWriter(str(dest), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                if not writer.isOpened():
+                    raise ImageError(f"{path}: OpenCV cannot write an mp4 video to {dest.parent}")
+            writer.write(rgb[..., ::-1].copy())
     finally:
         if writer is not None:
             writer.release()
@@ -306,6 +325,7 @@ def _predict_video(
 
 
 def _open_video(path: str):
+    require_file(path, error=ImageError)  # OpenCV blocks on a FIFO
     try:
         import cv2
     except ImportError:
@@ -318,9 +338,9 @@ def _open_video(path: str):
 
 def video_fps(path: str) -> float:
     """The video's frame rate (25 where the file does not say)."""
+    cap = _open_video(path)
     import cv2
 
-    cap = _open_video(path)
     try:
         return cap.get(cv2.CAP_PROP_FPS) or 25.0
     finally:
@@ -330,9 +350,9 @@ def video_fps(path: str) -> float:
 def video_frame_count(path: str) -> int:
     """The frame count the container states (an estimate for some formats: a range past the
     end just reads fewer frames)."""
+    cap = _open_video(path)
     import cv2
 
-    cap = _open_video(path)
     try:
         return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
     finally:

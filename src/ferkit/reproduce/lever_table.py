@@ -21,6 +21,14 @@ def _at_epoch(summary: dict, epoch: int) -> float | None:
     return next((acc for e, acc, *_ in summary.get("curve", []) if e == epoch), None)
 
 
+def cpu_of(summary: dict) -> str:
+    """The CPU a run trained on, short: "AMD EPYC" of "2-core AMD EPYC (x86_64, bf16), ..."."""
+    machine = summary.get("machine", "")
+    name = machine.split(" (", 1)[0]
+    name = name.split("-core ", 1)[-1]
+    return name.replace("(R)", "").replace(" Processor", "").strip() or "?"
+
+
 def lever_section(by_name: dict[str, dict]) -> list[str]:
     """The table, or nothing before the first proxy run has a summary."""
     runs: dict[str, list[dict]] = {}
@@ -53,11 +61,12 @@ def lever_section(by_name: dict[str, dict]) -> list[str]:
         seeds = ", ".join(f"{v:.1f}" for v in vals)
         spread = f" +- {sd:.1f}" if sd is not None else ""
         early_text = f"{statistics.mean(early):.1f}" if early else "-"
+        cpus = ", ".join(dict.fromkeys(cpu_of(s) for s in done))
         rows.append(
             f"| {arm} | {change} | {len(vals)} | {seeds} | {mean:.1f}{spread} | {early_text} | "
-            f"{hours:.2f} | {verdict} |"
+            f"{hours:.2f} ({cpus}) | {verdict} |"
         )
-    machine = next(iter(runs.values()))[0].get("machine", "")
+    machines = sorted({s.get("machine", "") for done in runs.values() for s in done})
     return [
         "",
         "## The lever study: proxy runs of BKVGG12 + SVM",
@@ -72,7 +81,9 @@ def lever_section(by_name: dict[str, dict]) -> list[str]:
             if noise is not None
             else f" (not judged before the base has {MIN_BASE_SEEDS} seeds)."
         ),
-        f"Hours are training hours a run, on: {machine}.",
+        "Hours are training hours a run (mean over its seeds), with the CPU they ran on: "
+        + "; ".join(machines)
+        + ". Compare hours only between rows on the same CPU.",
         "",
         f"| arm | change against the base | seeds | best validation by seed | mean | "
         f"epoch {EARLY_EPOCH} | hours | gain over the base |",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..atomic import atomic_write
 from ..labels import LABELS
+from ..userfiles import public_command
 from .catalogue import (
     EXPERIMENTS,
     FAST_EXPERIMENTS,
@@ -74,7 +75,7 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
     lines += _curve_section(summaries, figures)
     lines += lever_section(by_name)
     lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
-    lines += [f"- {s['experiment']}: `{s['command']}`" for s in summaries + proxies]
+    lines += [f"- {s['experiment']}: `{public_command(s['command'])}`" for s in summaries + proxies]
     lines += _table_ix_section(by_name.get(SHIPPED), figures)
     if summaries:
         lines += [

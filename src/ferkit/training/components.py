@@ -225,9 +225,13 @@ def progress_bar(steps: int, epoch: int, cfg: TrainConfig, main: bool, first: in
 
 def config_record(cfg: TrainConfig, device, amp, di: DistInfo) -> dict:
     """The training options plus what was actually used (for the model's metadata)."""
+    from ..userfiles import public_path
+
     rec = dataclasses.asdict(cfg)
     rec.pop("trace_shards", None)
     rec.update(
+        data=public_path(cfg.data),  # the model file is shared: no machine's folder layout
+        out=public_path(cfg.out),
         device_used=str(device),
         precision_used=str(amp or torch.float32).replace("torch.", ""),
         world_size=di.world,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +19,10 @@ from ..argtypes import (
     NON_NEGATIVE,
     NORM_LAYERS,
     POSITIVE,
-    POSITIVE_INT,
     PRECISIONS,
     THREADS_HELP,
     number,
+    thread_count,
 )
 from ..labels import PAPER_RESCALE, PAPER_ROTATION
 
@@ -86,7 +85,10 @@ class TrainConfig:
         paper=True,
     )
     epochs: int = option(
-        100, "total epochs (with --resume: raise the total)", type=POSITIVE_INT, on_resume=True
+        100,
+        "total epochs (with --resume: raise the total)",
+        type=number(int, min=1, max=100_000),
+        on_resume=True,
     )
     lr: float = option(
         0.01,
@@ -97,7 +99,9 @@ class TrainConfig:
     weight_decay: float = option(5e-4, "L2 weight decay", type=NON_NEGATIVE, paper=True)
     momentum: float = option(0.9, "SGD momentum", type=number(float, min=0, below=1), paper=True)
     nesterov: bool = option(False, "Nesterov momentum")
-    batch_size: int = option(256, "global batch size", type=POSITIVE_INT, paper=True)
+    batch_size: int = option(
+        256, "global batch size", type=number(int, min=1, max=65_536), paper=True
+    )
     val_fraction: float = option(
         0.1,
         "stratified, seeded share of Training held out for model selection",
@@ -106,6 +110,13 @@ class TrainConfig:
     )
     val_split: str | None = option(
         None, "validate on this split instead (never for reported test figures)", group="validation"
+    )
+    limit: int | None = option(
+        None,
+        "use a seeded random N of Training's faces (validation is held out of those): a "
+        "smoke run in minutes, e.g. --limit 2000 --epochs 2",
+        type=number(int, min=2, max=10_000_000),
+        metavar="N",
     )
     augment: bool = option(True, "train on centre crops instead (Table IV's baseline)")
     augment_strength: float = option(
@@ -246,7 +257,7 @@ class TrainConfig:
         "leave bad data rows out (reported on stderr) instead of stopping at the first",
         recorded=False,
     )
-    threads: int | None = option(None, THREADS_HELP, type=POSITIVE_INT, on_resume=True)
+    threads: int | None = option(None, THREADS_HELP, type=thread_count, on_resume=True)
     checkpoint_minutes: float = option(
         5.0,
         "also save checkpoint.pt inside an epoch every M minutes, so that a kill loses at most "
@@ -294,12 +305,13 @@ class TrainConfig:
         for flag, needs in self.ineffective():
             raise ValueError(f"{flag} has no effect without {needs}")
 
-    def ineffective(self) -> list[tuple[str, str]]:
-        """The lever options changed from their defaults where another setting makes them do
-        nothing: (option, what it needs)."""
+    def ineffective(self, table: dict | None = None) -> list[tuple[str, str]]:
+        """The options changed from their defaults where another setting makes them do
+        nothing: (option, what it needs); refused. ``table=IGNORED``: those only warned of,
+        because recorded runs and recipes use them."""
         found = []
         for f in dataclasses.fields(self):
-            needs = _NEEDS.get(f.name)
+            needs = (_NEEDS if table is None else table).get(f.name)
             if needs and getattr(self, f.name) != f.default and not needs[1](self):
                 found.append(
                     (
@@ -324,14 +336,36 @@ def _averaged(cfg: TrainConfig) -> bool:
     return bool(cfg.ema)
 
 
-#: The lever options that only act beside another setting: field -> (that setting, its test).
+def _sgd(cfg: TrainConfig) -> bool:
+    return cfg.optimizer == "sgd"
+
+
+def _plateau(cfg: TrainConfig) -> bool:
+    return cfg.schedule == "plateau"
+
+
+#: The options that only act beside another setting: field -> (that setting, its test).
 _NEEDS: dict[str, tuple[str, Callable[[TrainConfig], bool]]] = {
     **{
         name: ("augmentation (drop --no-augment)", _augmented)
-        for name in ("rotation", "rescale", "shift", "erase", "augment_ramp_from", "mirror")
+        for name in (
+            "augment_strength",
+            "rotation",
+            "rescale",
+            "shift",
+            "erase",
+            "augment_ramp_from",
+            "mirror",
+        )
     },
     **{name: ("--norm-layers bn", _normed) for name in ("bn_scale", "bn_bias_lr", "bn_momentum")},
     **{name: ("--ema", _averaged) for name in ("ema_start", "ema_bn")},
+}
+#: The same for combinations recorded runs and recipes already hold (``reproduce`` trains every
+#: AdamW recipe with ``--nesterov``): a new run is warned, and ``--resume`` keeps working.
+IGNORED: dict[str, tuple[str, Callable[[TrainConfig], bool]]] = {
+    **{name: ("--optimizer sgd", _sgd) for name in ("momentum", "nesterov")},
+    **{name: ("--schedule plateau", _plateau) for name in ("patience", "max_drops")},
 }
 
 
@@ -442,7 +476,11 @@ def changed_options(settings: dict[str, Any], always: tuple[str, ...] = ()) -> l
 
 
 def command_line(cfg: TrainConfig) -> str:
-    """The ``ferkit train`` command that makes ``cfg``: data, out, the options in
-    ``RECORDED_ALWAYS``, then every other recorded option that differs from its default."""
-    head = ["ferkit", "train", "--data", cfg.data, "--out", cfg.out]
-    return shlex.join(head + changed_options(dataclasses.asdict(cfg), RECORDED_ALWAYS))
+    """The ``ferkit train`` command that makes ``cfg``: data, out (as they may be shown to
+    others: ``userfiles.public_path``), the options in ``RECORDED_ALWAYS``, then every other
+    recorded option that differs from its default."""
+    from ..userfiles import public_path, shell_word
+
+    head = ["ferkit", "train", "--data", public_path(cfg.data), "--out", public_path(cfg.out)]
+    words = head + changed_options(dataclasses.asdict(cfg), RECORDED_ALWAYS)
+    return " ".join(map(shell_word, words))

@@ -140,9 +140,15 @@ class Epochs:
         n_seen = steps * cfg.batch_size
         train_loss, train_acc = totals[0].item() / n_seen, totals[1].item() / n_seen
         if not math.isfinite(train_loss):
+            kept = (
+                f"the last good state, epoch {epoch - 1}, stays in {run.checkpoint}: start "
+                "again over it with --overwrite and a lower --lr"
+                if epoch > 1 and run.checkpoint.exists()
+                else "nothing of this run was kept: start again with a lower --lr"
+            )
             raise TrainingDiverged(
-                f"training loss became {train_loss} in epoch {epoch}: lower --lr (now {cfg.lr}); "
-                f"the last good state is epoch {epoch - 1} in {run.checkpoint}"
+                f"training loss became {train_loss} in epoch {epoch}, the learning rate is too "
+                f"high (--lr {cfg.lr}); {kept}"
             )
         return Trained(train_loss, train_acc, n_seen / seconds, t0)
 

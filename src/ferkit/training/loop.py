@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 from ..atomic import remove_stale_temporaries
-from ..data.fer2013 import load_fer2013, stratified_split
+from ..data.fer2013 import DataError, load_fer2013, stratified_split
 from ..data.preprocess import Normalizer
 from ..device import autocast_dtype, memory_format, resolve_device
 from ..fermodel.files import save_model
@@ -51,6 +52,7 @@ from .run_folder import (
     EpochMetrics,
     RunFolder,
     load_checkpoint,
+    run_lock,
     save_checkpoint,
 )
 from .state import Data, Setup, State
@@ -77,18 +79,32 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
     training fails before writing anything into it."""
     cfg.validate()
     out = Path(cfg.out)
-    if not resume and not overwrite and (found := RunFolder(out).run_files()):
-        raise ValueError(
-            f"{out} already holds a run ({', '.join(found)}): continue it with --resume {out}, "
-            "choose a new --out, or pass --overwrite to start again over it"
-        )
     created = not out.exists()
     try:
-        return _train(cfg, resume)
+        with _locked(out):  # before the check: two runs started at once cannot both pass it
+            if not resume and not overwrite and (found := RunFolder(out).run_files()):
+                raise ValueError(
+                    f"{out} already holds a run ({', '.join(found)}): continue it with --resume "
+                    f"{out}, choose a new --out, or pass --overwrite to start again over it"
+                )
+            return _train(cfg, resume)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+
+
+def _locked(out: Path):
+    """The run folder's lock, taken by the one process that writes it (rank 0)."""
+    import contextlib
+
+    if not DistInfo().main:
+        return contextlib.nullcontext()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot write to the run folder {out}: {e.strerror or e}") from None
+    return run_lock(out)
 
 
 def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
@@ -96,6 +112,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
     setup = _set_up(cfg)
     data = _load_data(setup)
     plain, state = _build(setup, data)
+    state.data_record = data.record
     if resume:
         _restore(setup, state)
     meta = ModelMeta(
@@ -157,6 +174,8 @@ def _load_data(setup: Setup) -> Data:
     if ds.n_skipped:
         setup.say(f"ferkit: {ds.skipped_message()}")
     full = ds.split(TRAIN_SPLIT)
+    if cfg.limit and cfg.limit < len(full):
+        full = full.sample(cfg.limit, cfg.seed)
     if cfg.val_split:
         val_set = ds.split(cfg.val_split)
         train_imgs, train_lbls = full.images, full.labels
@@ -173,7 +192,10 @@ def _load_data(setup: Setup) -> Data:
         raise ValueError(f"--batch-size {cfg.batch_size} is not divisible by {di.world} processes")
     normalizer = Normalizer.fit(train_imgs)
     device = setup.device
+    used = [full] + ([val_set] if cfg.val_split else [])
+    record = {"sha256": hashlib.sha256("".join(s.fingerprint() for s in used).encode()).hexdigest()}
     return Data(
+        record=record,
         x_train=normalizer(train_imgs).to(device),
         y_train=torch.as_tensor(train_lbls).to(device),
         x_val=center_crop(normalizer(val_imgs)).to(device).contiguous(memory_format=setup.fmt),
@@ -203,6 +225,14 @@ def _restore(setup: Setup, state: State) -> None:
     metrics, exactly as they were (a file that does not fit is a CheckpointError)."""
     run = setup.run
     ck = load_checkpoint(run.checkpoint)
+    began_on = ck.get("data", {}).get("sha256")  # older checkpoints hold none: not checked
+    if began_on is not None and began_on != state.data_record["sha256"]:
+        raise DataError(
+            setup.cfg.data,
+            None,
+            f"not the data {run.path} began on (other faces or labels in the splits it trains "
+            "on): resume with the data it began on (--resume RUN --data PATH), or start a new run",
+        )
     try:
         state.net.load_state_dict(ck["model"])
         if state.average is not None:
@@ -275,6 +305,30 @@ def _write_files(
     """Rank 0: the best model (the paper's network), metrics, curves, then the checkpoint last."""
     if not setup.di.main:
         return
+    try:
+        _write_epoch(setup, state, plain, normalizer, meta, m, improved)
+    except OSError as e:  # a full disk, a quota: every file is written atomically, so the
+        # folder holds whole files of the last epoch that was written
+        ck = setup.run.checkpoint
+        how = (
+            f"free space, then `ferkit train --resume {setup.run.path}` continues after epoch "
+            f"{load_checkpoint(ck)['epoch']}"
+            if ck.exists()
+            else "free space, then start again with --overwrite (no epoch was checkpointed)"
+        )
+        raise OSError(f"{e.strerror or e} while writing the run's files: {how}") from None
+    _print_epoch(setup, m, improved)
+
+
+def _write_epoch(
+    setup: Setup,
+    state: State,
+    plain: torch.nn.Module,
+    normalizer: Normalizer,
+    meta: ModelMeta,
+    m: EpochMetrics,
+    improved: bool,
+) -> None:
     cfg, run = setup.cfg, setup.run
     if improved:
         meta.metrics = {
@@ -294,6 +348,10 @@ def _write_files(
         f"{cfg.arch} + {cfg.loss}",
     )
     save_checkpoint(state.to_checkpoint(cfg, m.epoch), run.checkpoint)
+
+
+def _print_epoch(setup: Setup, m: EpochMetrics, improved: bool) -> None:
+    cfg = setup.cfg
     if cfg.quiet:
         setup.say(json.dumps(dataclasses.asdict(m)))
     else:

@@ -8,9 +8,11 @@ Loading never runs code from a file: ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import torch
 
 from ..atomic import atomic_write
 from ..fermodel.files import MODEL_FILE  # the best weights so far, self-describing
+from ..userfiles import path_problem
 from .config import TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"  # the last finished epoch, for --resume
@@ -49,9 +52,15 @@ class EpochMetrics:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write a training checkpoint atomically (tensors and plain data only)."""
-    with atomic_write(path) as fh:
-        torch.save(state, fh)
+    """Write a training checkpoint atomically (tensors and plain data only); the one before it
+    stays whole when this fails, and the failure is an OSError (torch reports a full disk as
+    a RuntimeError)."""
+    try:
+        with atomic_write(path) as fh:
+            torch.save(state, fh)
+    except RuntimeError as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise OSError(f"{path}: could not be written ({first})") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -59,6 +68,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     the file for anything else (never advice to unpickle it)."""
     import pickle
 
+    if (problem := path_problem(path)) is not None:  # before torch opens it: a FIFO blocks
+        word = "no such checkpoint" if problem == "no such file or folder" else problem
+        raise CheckpointError(f"{path}: {word}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -77,6 +89,31 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: not a ferkit checkpoint (no {', '.join(missing)})")
     return state
+
+
+class RunLocked(ValueError):
+    """Another ``ferkit train`` works in the run folder."""
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold ``folder``'s lock for a run (one process: rank 0 under torchrun); a second
+    ``train`` in the same folder is refused at once. The lock is on the folder itself (no lock
+    file to leave behind) and the kernel drops it when the process ends, however it ends."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RunLocked(
+                f"{folder}: another ferkit train is working in this run folder: wait for it to "
+                "end, or choose another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 class _InRun:
@@ -155,7 +192,7 @@ class RunFolder:
         from ..data.fer2013 import DataError
 
         p = self.checkpoint
-        if not p.is_file():
+        if not os.path.lexists(p):
             raise DataError(p, None, "no checkpoint to resume from")
         raw = load_checkpoint(p)["config"]
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -45,6 +46,7 @@ class Data:
     val_imgs: np.ndarray  # as read, for the temperature
     val_lbls: np.ndarray
     normalizer: Normalizer
+    record: dict = field(default_factory=dict)  # {"sha256": the faces trained and validated on}
 
 
 @dataclass
@@ -61,6 +63,7 @@ class State:
     drops: int = 0
     history: list[EpochMetrics] = field(default_factory=list)
     within: dict | None = None  # where a checkpoint saved inside an epoch left that epoch
+    data_record: dict = field(default_factory=dict)  # what the run trains on: checked on resume
 
     @property
     def judged(self) -> torch.nn.Module:
@@ -78,6 +81,8 @@ class State:
             "best_val_acc": self.best_val,
             "best_epoch": self.best_epoch,
             "drops": self.drops,
-            "config": json.dumps(dataclasses.asdict(cfg)),
+            # the data path made absolute: --resume works from any folder
+            "config": json.dumps(dataclasses.asdict(cfg) | {"data": os.path.abspath(cfg.data)}),
+            "data": self.data_record,
             "rng": {"torch": torch.get_rng_state()},
         }
