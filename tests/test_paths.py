@@ -23,6 +23,23 @@ from ferkit.images import ImageError, load_grey, load_image
 from ferkit.predict.files import read_labels, video_fps
 from ferkit.training.run_folder import CheckpointError, load_checkpoint
 
+
+class CommandFailed(Exception):
+    """A command run in this process ended non-zero: its stderr."""
+
+
+def _cli(*args: str) -> Callable[[Path], object]:
+    """A command reading the path (``{}`` in ``args``) as a reader: its error line raised."""
+    from cli_run import run_cli
+
+    def read(path: Path) -> None:
+        r = run_cli(*(str(path) if a == "{}" else a for a in args))
+        if r.returncode:
+            raise CommandFailed(r.stderr)
+
+    return read
+
+
 #: Each reader: (the suffix its files have, the call, the error it must give).
 READERS: dict[str, tuple[str, Callable[[Path], object], type[Exception]]] = {
     "data-csv": (".csv", lambda p: load_fer2013(p, cache=False), DataError),
@@ -35,6 +52,17 @@ READERS: dict[str, tuple[str, Callable[[Path], object], type[Exception]]] = {
     "labels": (".csv", read_labels, ValueError),
     "checkpoint": (".pt", load_checkpoint, CheckpointError),
     "video": (".mp4", video_fps, ImageError),
+    "export-summary": (
+        ".json",
+        _cli("export", "--summary", "{}", "--out", "/nonexistent/x"),
+        CommandFailed,
+    ),
+    "resume-run": ("", _cli("train", "--resume", "{}"), CommandFailed),
+    "benchmark-photo": (
+        ".jpg",
+        _cli("benchmark", "predict", "--photo", "{}", "--images", "1"),
+        CommandFailed,
+    ),
 }
 KINDS = ("fifo", "device", "folder", "dangling-link", "sparse-2gb")
 #: What each kind's error says (a sparse file's depends on the reader: only "no hang, no GBs").

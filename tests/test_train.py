@@ -293,7 +293,7 @@ def test_missing_data_file(tmp_path):
 
 def test_resume_without_checkpoint(tmp_path):
     r = run_cli("train", "--resume", str(tmp_path))
-    assert r.returncode == 1 and "no checkpoint to resume from" in r.stderr
+    assert r.returncode == 1 and "a folder without checkpoint.pt" in r.stderr
 
 
 def test_cli_help_explains():

@@ -11,6 +11,7 @@ from ..userfiles import require_file
 from .options import UsageError, precision_check_args
 
 NAME = "export"
+MAX_SUMMARY_BYTES = 16 << 20
 HELP = "write a model as fp16 (or fp32) safetensors with a model card, for shipping"
 DESCRIPTION = (
     "Re-save a trained model in fp16 (about half the size) or fp32 with a model card "
@@ -89,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
     summary = None
     if args.summary:
         try:
-            with open(require_file(args.summary)) as fh:
+            size = require_file(args.summary).stat().st_size
+            if size > MAX_SUMMARY_BYTES:  # a summary is a few KB: refuse before reading it
+                raise ValueError(f"{size / 2**20:.0f} MiB, larger than any summary")
+            with open(args.summary) as fh:
                 summary = json.load(fh)
         except (OSError, ValueError) as e:
             raise UsageError(f"{args.summary}: not a reproduce summary ({e})") from None

@@ -191,9 +191,18 @@ class RunFolder:
         """The settings stored in the run's checkpoint; CheckpointError for bad ones."""
         from ..data.fer2013 import DataError
 
+        if (problem := path_problem(self.path, folder_ok=True)) is not None:
+            raise DataError(self.path, None, f"not a run folder ({problem})")
+        if not self.path.is_dir():
+            raise DataError(self.path, None, "is a file, not a run folder")
         p = self.checkpoint
         if not os.path.lexists(p):
-            raise DataError(p, None, "no checkpoint to resume from")
+            raise DataError(
+                self.path,
+                None,
+                f"a folder without {CHECKPOINT_FILE}: not a ferkit run, or one that never "
+                "finished an epoch (nothing to resume)",
+            )
         raw = load_checkpoint(p)["config"]
         try:
             stored = json.loads(raw)
