@@ -544,3 +544,42 @@ def test_a_port_in_use_is_one_clear_line(tiny_run):
         )
     assert r.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in r.stderr
     assert "serving on" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_refused_body_is_read_and_dropped_before_the_503(rec):
+    """At the ASGI level: the 503 goes out only after the refused body was read (bounded), so
+    the client is never reset mid-send; the bytes are not kept."""
+    import asyncio
+
+    app = create_app(rec, ServeConfig(queue=1))
+    assert app.state.admission.try_enter()  # the only slot is taken
+    chunks, given, sent = [b"x" * 4096] * 8, [], []
+
+    async def receive():
+        if len(given) < len(chunks):
+            given.append(1)
+            return {"type": "http.request", "body": chunks[0], "more_body": len(given) < 8}
+        await asyncio.sleep(30)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append((message, len(given)))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/predict",
+        "raw_path": b"/v1/predict",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-length", str(8 * 4096).encode()), (b"host", b"x")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 20))
+    start, read_before = next((m, n) for m, n in sent if m["type"] == "http.response.start")
+    assert start["status"] == 503 and read_before == len(chunks)
+    assert (b"connection", b"close") in start["headers"]
