@@ -461,3 +461,39 @@ def test_the_lever_table_judges_each_arm_against_the_base_arms_seed_spread():
     two = "\n".join(lever_section({r["experiment"]: r for r in runs if r is not runs[2]}))
     assert "+5.0: not judged (base spread needs 3 seeds)" in two  # 2 seeds that agree say little
     assert lever_section({}) == []
+
+
+def test_the_long_run_is_shown_beside_its_references(tmp_path):
+    import json
+
+    from ferkit.reproduce.catalogue import LONG_RUN, LONG_RUN_BESIDE
+    from ferkit.reproduce.lever_table import LONG_RUN_FIGURE, long_run_section
+    from ferkit.reproduce.pictures import write_summary_figures
+
+    cpu = "2-core AMD EPYC (x86_64, bf16), 1 threads (torch 2.13.0+cpu)"
+    long = {
+        "experiment": LONG_RUN,
+        "table": "recipe",
+        "epochs_done": 3,
+        "curve": [[1, 50.0, 0.1, 40.0], [2, 62.5, 0.2, 50.0], [3, 61.0, 0.3, 55.0]],
+        "results": [{"split": "PublicTest", "method": "eval2", "n": 9, "accuracy": 0.655}],
+        "machine": cpu,
+    }
+    paper = LONG_RUN_BESIDE[0]  # the paper procedure's run
+    ref = {
+        "experiment": paper,
+        "table": "VII/IX",
+        "epochs_done": 2,
+        "curve": [[1, 40.0, 0.5, 30.0], [2, 60.0, 1.0, 50.0]],
+        "results": [{"split": "PublicTest", "method": "eval2", "n": 9, "accuracy": 0.642}],
+        "machine": cpu,
+    }
+    text = "\n".join(long_run_section({LONG_RUN: long, paper: ref}, "figs"))
+    assert "best validation 62.5 % at epoch 2 (0.20 h)" in text and "; eval2 65.5 %" in text
+    assert f"`{paper}`: 60.0 % at epoch 2 (1.00 h), eval2 64.2 %" in text
+    assert f"(figs/{LONG_RUN_FIGURE})" in text
+    assert long_run_section({paper: ref}, "figs") == []  # before the long run: nothing
+    for s in (long, ref):
+        (tmp_path / f"{s['experiment']}.json").write_text(json.dumps(s))
+    write_summary_figures(tmp_path)
+    assert (tmp_path / "figures" / LONG_RUN_FIGURE).stat().st_size > 10_000

@@ -102,7 +102,11 @@ def confusion_matrices(results: Sequence[Any], out: str | os.PathLike) -> None:
     _save(fig, out)
 
 
-def validation_curves(summaries: list[dict], out: str | os.PathLike) -> None:
+def validation_curves(
+    summaries: list[dict],
+    out: str | os.PathLike,
+    title: str = "Validation accuracy of every run (recipes dashed)",
+) -> None:
     """Each run's validation accuracy against epochs and against training hours, one line per
     run (``ferkit reproduce`` summaries; recipes dashed), as a PNG: budgets side by side."""
     plt = _pyplot()
@@ -124,7 +128,7 @@ def validation_curves(summaries: list[dict], out: str | os.PathLike) -> None:
         ax.grid(alpha=0.3)
     if runs:
         fig.legend(loc="center right", fontsize=8, frameon=False)
-    fig.suptitle("Validation accuracy of every run (recipes dashed)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.83, 1))
     _save(fig, out)
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import statistics
 
-from .catalogue import PROXY_ARMS, PROXY_BASE, PROXY_EPOCHS, PROXY_EXPERIMENTS, proxy_arm
+from .catalogue import (
+    LONG_RUN,
+    LONG_RUN_BESIDE,
+    PROXY_ARMS,
+    PROXY_BASE,
+    PROXY_EPOCHS,
+    PROXY_EXPERIMENTS,
+    proxy_arm,
+)
+
+#: The picture of the long run's curve beside its references (in the figures folder).
+LONG_RUN_FIGURE = "lever-long-run.png"
 
 #: The early epoch the table also shows: how soon an arm gets there, not only where it ends.
 EARLY_EPOCH = 5
@@ -29,7 +40,42 @@ def cpu_of(summary: dict) -> str:
     return name.replace("(R)", "").replace(" Processor", "").strip() or "?"
 
 
-def lever_section(by_name: dict[str, dict]) -> list[str]:
+def _best(summary: dict) -> str:
+    """ "64.0 % at epoch 30 (0.81 h)": a run's best validation accuracy, when and after how long."""
+    epoch, acc, hours, *_ = max(summary["curve"], key=lambda row: row[1])
+    return f"{acc:.1f} % at epoch {epoch} ({hours:.2f} h)"
+
+
+def _test(summary: dict, method: str) -> str | None:
+    hit = next((r for r in summary.get("results", []) if r.get("method") == method), None)
+    return f"{100 * hit['accuracy']:.1f} %" if hit else None
+
+
+def long_run_section(by_name: dict[str, dict], figures: str) -> list[str]:
+    """The stack at length beside the paper procedure and the fast recipe, or nothing before
+    the long run has a summary."""
+    long = by_name.get(LONG_RUN)
+    if not long or not long.get("curve"):
+        return []
+    lines = [
+        "",
+        f"### The long run: the stack over {long['epochs_done']} epochs",
+        "",
+        f"`{LONG_RUN}`: best validation {_best(long)} on {long.get('machine', '?')}"
+        + "".join(
+            f"; {m} {v}" for m in ("center", "eval1", "eval2") if (v := _test(long, m)) is not None
+        )
+        + ".",
+    ]
+    for name in LONG_RUN_BESIDE:
+        if (ref := by_name.get(name)) and ref.get("curve"):
+            tests = "".join(f", {m} {v}" for m in ("eval2",) if (v := _test(ref, m)) is not None)
+            lines.append(f"Beside it, `{name}`: {_best(ref)}{tests} ({ref.get('machine', '?')}).")
+    lines += ["", f"![The long run beside its references]({figures}/{LONG_RUN_FIGURE})"]
+    return lines
+
+
+def lever_section(by_name: dict[str, dict], figures: str = "figures") -> list[str]:
     """The table, or nothing before the first proxy run has a summary."""
     runs: dict[str, list[dict]] = {}
     for exp in PROXY_EXPERIMENTS:
@@ -89,4 +135,5 @@ def lever_section(by_name: dict[str, dict]) -> list[str]:
         f"epoch {EARLY_EPOCH} | hours | gain over the base |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
+        *long_run_section(by_name, figures),
     ]

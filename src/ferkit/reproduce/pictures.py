@@ -6,7 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .catalogue import SHIPPED
+from .catalogue import LONG_RUN, LONG_RUN_BESIDE, SHIPPED
+from .lever_table import LONG_RUN_FIGURE
 from .report import CLAIMS_FIGURE, CURVES_FIGURE, FIGURES, load_summaries
 from .verdicts import row_figures, table_ix_result
 
@@ -48,6 +49,11 @@ def write_summary_figures(summaries_dir: Path) -> None:
     summaries = [s for s in summaries if s.get("table") != "proxy"]  # the lever table's
     if any(s.get("curve") for s in summaries):
         validation_curves(summaries, figs / CURVES_FIGURE)
+    by_name = {s["experiment"]: s for s in summaries}
+    if LONG_RUN in by_name:
+        runs = [by_name[n] for n in (*LONG_RUN_BESIDE, LONG_RUN) if n in by_name]
+        title = "The lever study's stack at length, beside the paper procedure and the fast recipe"
+        validation_curves(runs, figs / LONG_RUN_FIGURE, title)
     rows = row_figures({s["experiment"]: s for s in summaries})
     if any(r.fast for r in rows):
         paper_claims(rows, figs / CLAIMS_FIGURE)
