@@ -2,17 +2,20 @@
 
     python scripts/compare_detectors.py ../shared/datasets/wild-dev/images
 
-Prints one JSON line per configuration; the README's detector table comes from it.
+Prints one JSON line per configuration (Haar's on the grey photo, BlazeFace's on the colour
+one, its network on one torch thread); the README's detector table comes from it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from pathlib import Path
 
 from ferkit.images import load_image, to_grey
+from ferkit.predict.blazeface import VARIANTS, detect_faces, load_graph
 from ferkit.predict.detect import HaarDetector, create_detector
 
 CONFIGS = {
@@ -28,15 +31,23 @@ CONFIGS = {
 
 
 def main(folder: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)
     files = sorted(
         p for p in Path(folder).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
     )
-    greys = [to_grey(load_image(p)) for p in files]
-    detectors = {name: HaarDetector(**kw) for name, kw in CONFIGS.items()}
-    detectors["ferkit's chain (haar)"] = create_detector("haar")
-    for name, det in detectors.items():
+    photos = [load_image(p) for p in files]
+    greys = [to_grey(rgb) for rgb in photos]
+    detectors = {name: HaarDetector(**kw).detect for name, kw in CONFIGS.items()}
+    detectors["ferkit's chain (haar)"] = create_detector("haar").detect
+    for variant in VARIANTS:  # BlazeFace sees the colour photo
+        load_graph(variant)  # read before the clock starts, as a server does once
+        detectors[f"blazeface {variant}"] = functools.partial(detect_faces, variant=variant)
+    for name, detect in detectors.items():
+        inputs = photos if name.startswith("blazeface") else greys
         t0 = time.perf_counter()
-        found = sum(bool(det.detect(g)) for g in greys)
+        found = sum(bool(detect(x)) for x in inputs)
         ms = 1000 * (time.perf_counter() - t0) / len(greys)
         print(
             json.dumps(

@@ -1,0 +1,125 @@
+"""The BlazeFace port (issue 34): the PyTorch graph against the TFLite runtime on the same
+inputs, op for op, and the decoded faces on real photos; the shipped weights tied to the
+originals by SHA-256; nothing fetched from the network."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ferkit.images import load_image, sample_photo
+from ferkit.predict.blazeface import (
+    VARIANTS,
+    decode,
+    detect_faces,
+    letterbox,
+    load_graph,
+    weighted_nms,
+    weights_path,
+)
+
+ORIGINALS = Path(__file__).parent / "data" / "blazeface"
+ORIGINAL = {
+    "short-range": "face_detection_short_range.tflite",
+    "full-range": "face_detection_full_range.tflite",
+}
+WILD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "wild-dev" / "images"
+
+
+def _photos() -> list[np.ndarray]:
+    """The sample photo, moved, scaled and mirrored on larger canvases, and the first wild-dev
+    photos where the data is present."""
+    face = load_image(sample_photo())
+    out = [face, face[:, ::-1].copy()]
+    for side, (x, y) in ((640, (30, 60)), (900, (400, 200))):
+        canvas = np.full((side * 3 // 4, side, 3), 90, np.uint8)
+        small = np.asarray(Image.fromarray(face).resize((side // 3, side // 3)))
+        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+        out.append(canvas)
+    if WILD.is_dir():
+        out += [load_image(p) for p in sorted(WILD.iterdir())[:8]]
+    return out
+
+
+def _tflite(variant: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(ORIGINALS / ORIGINAL[variant]), num_threads=1)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    regressors, scores = (it.get_tensor(o["index"]) for o in it.get_output_details())
+    return regressors, scores
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_port_computes_what_the_tflite_runtime_does(variant):
+    pytest.importorskip("ai_edge_litert")
+    found = 0
+    for rgb in _photos():
+        x, *_ = letterbox(rgb, VARIANTS[variant].side)
+        ours = [t[0].numpy() for t in load_graph(variant)(x)]
+        theirs = [t[0] for t in _tflite(variant, x.permute(0, 2, 3, 1).numpy())]
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.shape == b.shape
+            assert np.abs(a - b).max() <= 1e-3 * max(1.0, np.abs(b).max())
+        faces_ours, s_ours = weighted_nms(*decode(*ours, variant))
+        faces_theirs, s_theirs = weighted_nms(*decode(*theirs, variant))
+        assert len(faces_ours) == len(faces_theirs)  # the same faces
+        side = VARIANTS[variant].side
+        assert np.abs(faces_ours - faces_theirs).max(initial=0) * side < 0.5  # < 0.5 input px
+        found += len(faces_ours)
+    if variant == "short-range":
+        assert found >= 4  # the sample photo's face, however it is placed
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_shipped_weights_are_the_originals(variant):
+    from safetensors import safe_open
+
+    with safe_open(str(weights_path(variant)), "np") as f:
+        meta = f.metadata()
+    original = (ORIGINALS / ORIGINAL[variant]).read_bytes()
+    assert meta["source_sha256"] == hashlib.sha256(original).hexdigest()
+    assert meta["source"] == ORIGINAL[variant] and json.loads(meta["ops"])
+
+
+def test_faces_in_image_pixels_with_eye_keypoints(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("BlazeFace tried to open a socket")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    load_graph.cache_clear()
+    face = load_image(sample_photo())
+    (det,) = detect_faces(face)
+    x, y, w, h = det.box
+    assert det.score > 0.8 and 100 < x < 160 and 30 < y < 90 and 55 < w < 95
+    right_eye, left_eye = det.keypoints[:2]  # the person's: on the image's left, then right
+    assert x < right_eye[0] < left_eye[0] < x + w and y < right_eye[1] < y + h / 2
+    canvas = np.full((424, 424, 3), 90, np.uint8)
+    canvas[30:414, 20:404] = face  # the same face, moved by (20, 30)
+    (moved,) = detect_faces(canvas)
+    assert abs(moved.box[0] - (x + 20)) < 3 and abs(moved.box[1] - (y + 30)) < 3
+
+
+def test_weighted_nms_blends_overlaps_and_keeps_apart_faces():
+    a = np.array([0.1, 0.1, 0.3, 0.3] + [0.2] * 12)
+    b = a + 0.01  # overlaps a
+    c = np.array([0.6, 0.6, 0.8, 0.8] + [0.7] * 12)
+    faces, scores = weighted_nms(np.stack([b, a, c]), np.array([0.6, 0.9, 0.7]))
+    assert scores.tolist() == [0.9, 0.7]
+    assert np.allclose(faces[0], (0.9 * a + 0.6 * b) / 1.5) and np.allclose(faces[1], c)
+    assert weighted_nms(np.zeros((0, 16)), np.zeros(0))[0].shape == (0, 16)
+
+
+def test_the_graph_runs_batches():
+    x = torch.zeros(3, 3, 128, 128)
+    regressors, scores = load_graph("short-range")(x)
+    assert regressors.shape == (3, 896, 16) and scores.shape == (3, 896, 1)
