@@ -6,7 +6,8 @@
 ``--fer`` measures how FER-2013 itself frames faces: it runs ferkit's detector on Training
 images (upscaled 4x, with a replicated border so boxes are not clipped) and reports the Haar
 box side as a fraction of the 48x48 frame; the margin that reproduces that frame is
-``(1 / ratio - 1) / 2``. This needs no labels and cannot be tuned to a test set.
+``(1 / ratio - 1) / 2``. ``--detector blazeface`` measures BlazeFace's boxes the same way.
+This needs no labels and cannot be tuned to a test set.
 ``--photos`` checks the choice: accuracy on labelled photos per margin. One JSON line per result.
 """
 
@@ -22,16 +23,18 @@ from ferkit.predict.files import read_labels
 from ferkit.predict.recognizer import Recognizer, crop_face
 
 
-def fer_framing(data: str, n: int, upscale: int = 4) -> dict:
-    """Median Haar box side / FER-2013 frame side, and the margin it implies."""
+def fer_framing(data: str, n: int, upscale: int = 4, detector: str = "haar") -> dict:
+    """Median detector box side / FER-2013 frame side, and the margin it implies."""
     import cv2
     from PIL import Image
 
     from ferkit.data.fer2013 import load_fer2013
-    from ferkit.predict.detect import HaarDetector
+    from ferkit.predict.detect import HaarDetector, create_detector
 
     images = load_fer2013(data).split("Training").images[:n]
-    det = HaarDetector(pad=0.0)
+    det = HaarDetector(pad=0.0) if detector == "haar" else create_detector(detector)
+    if detector.startswith("blazeface"):
+        det.to_fer_frame = False  # the raw boxes: what the frame conversion is measured from
     side = 48 * upscale
     border = side // 3
     ratios, centres = [], []
@@ -54,12 +57,14 @@ def fer_framing(data: str, n: int, upscale: int = 4) -> dict:
     }
 
 
-def photo_accuracy(folder: str, model: str, margins: list[float]) -> list[dict]:
+def photo_accuracy(
+    folder: str, model: str, margins: list[float], detector: str = "haar"
+) -> list[dict]:
     """Right labels on a folder with images/ and labels.csv, per margin (photos with a face)."""
     from ferkit.images import load_image, to_grey
 
     labels = read_labels(Path(folder) / "labels.csv")
-    rec = Recognizer(model)
+    rec = Recognizer(model, detector=detector)
     photos = []
     for f in sorted((Path(folder) / "images").iterdir()):
         found = rec.find_faces(str(f))
@@ -90,13 +95,14 @@ def main() -> None:
     ap.add_argument("--photos", help="a folder with images/ and labels.csv")
     ap.add_argument("--model", help="--photos: the model to classify with")
     ap.add_argument("--margins", type=float, nargs="+", default=[-0.1, 0.0, 0.1, 0.2])
+    ap.add_argument("--detector", default="haar", help="haar (ferkit's chain) or blazeface")
     args = ap.parse_args()
     if not (args.fer or args.photos) or (args.photos and not args.model):
         ap.error("give --fer FILE and/or --photos FOLDER --model MODEL")
     if args.fer:
-        print(json.dumps(fer_framing(args.fer, args.images)))
+        print(json.dumps(fer_framing(args.fer, args.images, detector=args.detector)))
     if args.photos:
-        for row in photo_accuracy(args.photos, args.model, args.margins):
+        for row in photo_accuracy(args.photos, args.model, args.margins, args.detector):
             print(json.dumps(row))
 
 

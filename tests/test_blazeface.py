@@ -123,3 +123,21 @@ def test_the_graph_runs_batches():
     x = torch.zeros(3, 3, 128, 128)
     regressors, scores = load_graph("short-range")(x)
     assert regressors.shape == (3, 896, 16) and scores.shape == (3, 896, 1)
+
+
+def test_as_a_detector_its_box_is_the_fer_frame_like_haars(monkeypatch):
+    """BlazeFace's tighter, lower box turned into FER-2013's frame lands where Haar's box (0.98
+    of that frame) does on the same face."""
+    pytest.importorskip("cv2")
+    from ferkit.images import load_grey
+    from ferkit.predict.detect import create_detector
+
+    grey = load_grey(sample_photo())
+    (haar,) = create_detector("haar").detect(grey)
+    (blaze,) = create_detector("blazeface").detect(grey)
+    for a, b in ((haar.x, blaze.x), (haar.y, blaze.y), (haar.w, blaze.w), (haar.h, blaze.h)):
+        assert abs(a - b) < 0.1 * haar.w
+    raw = create_detector("blazeface")
+    raw.to_fer_frame = False
+    (tight,) = raw.detect(grey)
+    assert tight.w < blaze.w and tight.y > blaze.y  # the conversion did something
