@@ -141,3 +141,19 @@ def test_as_a_detector_its_box_is_the_fer_frame_like_haars(monkeypatch):
     raw.to_fer_frame = False
     (tight,) = raw.detect(grey)
     assert tight.w < blaze.w and tight.y > blaze.y  # the conversion did something
+
+
+def test_the_detector_option_offers_every_registered_detector():
+    from ferkit.argtypes import DETECTORS
+    from ferkit.predict.detect import list_detectors
+
+    assert tuple(list_detectors()) == DETECTORS
+
+
+def test_predict_with_blazeface(tiny_run):
+    pytest.importorskip("cv2")
+    from cli_run import run_cli
+
+    r = run_cli("predict", "--sample", "--model", str(tiny_run), "--detector", "blazeface")
+    assert r.returncode == 0, r.stderr
+    assert "astronaut.jpg: " in r.stdout and " at x=12" in r.stdout  # the frame Haar gives too

@@ -48,6 +48,8 @@ def number(
 LOSSES: tuple[str, ...] = ("svm", "ce")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 NORM_LAYERS: tuple[str, ...] = ("none", "bn")
+#: The face detectors by name (``ferkit.predict.detect``'s registry; a test keeps them equal).
+DETECTORS: tuple[str, ...] = ("haar", "blazeface", "blazeface-full", "haar-frontal", "haar-alt2")
 #: The default size limit of a photo (predict and serve): 40 megapixels is large, a bomb is far
 #: larger.
 MAX_PIXELS = 40_000_000

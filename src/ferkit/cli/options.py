@@ -8,6 +8,7 @@ import sys
 
 from ..argtypes import (
     DATA_HELP,
+    DETECTORS,
     MAX_PIXELS,
     NON_NEGATIVE,
     PRECISIONS,
@@ -61,6 +62,18 @@ def model_args(sp: argparse.ArgumentParser) -> None:
         help="the network's compute precision: auto = bf16 autocast on CPUs with bf16 "
         "instructions and on CUDA, else fp32 (bf16 moves accuracy by ~0.1 point; evaluate "
         "records what was used); int8 and ONNX Runtime models compute as they are",
+    )
+
+
+def detector_arg(sp: argparse.ArgumentParser) -> None:
+    """--detector, as predict and serve take it."""
+    sp.add_argument(
+        "--detector",
+        choices=DETECTORS,
+        default="haar",
+        help="face detector: haar (OpenCV's cascades, the default for now), blazeface "
+        "(MediaPipe's BlazeFace short range, shipped: about 4x faster), blazeface-full (its "
+        "full-range model, for distant faces)",
     )
 
 

@@ -15,7 +15,7 @@ from ..argtypes import (
     number,
 )
 from ..userfiles import check_output
-from .options import EXIT_INPUT, UsageError, max_megapixels_arg, model_args
+from .options import EXIT_INPUT, UsageError, detector_arg, max_megapixels_arg, model_args
 
 NAME = "predict"
 HELP = "the emotion of every face in photos, folders and videos"
@@ -80,6 +80,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "FER-2013 frames a face as the detector's box)",
     )
     max_megapixels_arg(sp, "are refused")
+    detector_arg(sp)
     sp.add_argument(
         "--camera",
         type=COUNT,
@@ -94,6 +95,7 @@ def _recognizer_options(args: argparse.Namespace) -> dict:
     from ..predict.recognizer import DEFAULT_MARGIN
 
     return dict(
+        detector=args.detector,
         int8=args.int8,
         backend=args.backend,
         precision=args.precision,

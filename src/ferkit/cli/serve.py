@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..argtypes import PORT, number
-from .options import UsageError, max_megapixels_arg, model_args
+from .options import UsageError, detector_arg, max_megapixels_arg, model_args
 
 NAME = "serve"
 HELP = "an HTTP API and a web page (photo upload or live webcam)"
@@ -28,6 +28,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         help="larger uploads get 413",
     )
     max_megapixels_arg(sp, "get 413")
+    detector_arg(sp)
     sp.add_argument(
         "--timeout",
         type=number(float, above=0, max=3600),
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     rec = Recognizer(
         args.model,
         device=args.device,
+        detector=args.detector,
         int8=args.int8,
         backend=args.backend,
         precision=args.precision,

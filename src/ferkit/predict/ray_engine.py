@@ -73,6 +73,7 @@ class RecognizerSpec:
     detect: bool = True
     every: int = 1
     threads: int = 1
+    detector: str = "haar"
 
     def build(self):
         import torch
@@ -83,6 +84,7 @@ class RecognizerSpec:
         return Recognizer(
             self.model,
             device="cpu",
+            detector=self.detector,
             views=self.views,
             margin=self.margin,
             max_pixels=self.max_pixels,
