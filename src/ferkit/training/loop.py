@@ -14,11 +14,13 @@ thread count).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,49 +307,43 @@ def _write_files(
     """Rank 0: the best model (the paper's network), metrics, curves, then the checkpoint last."""
     if not setup.di.main:
         return
-    try:
-        _write_epoch(setup, state, plain, normalizer, meta, m, improved)
-    except OSError as e:  # a full disk, a quota: every file is written atomically, so the
-        # folder holds whole files of the last epoch that was written
-        ck = setup.run.checkpoint
-        how = (
-            f"free space, then `ferkit train --resume {setup.run.path}` continues after epoch "
-            f"{load_checkpoint(ck)['epoch']}"
-            if ck.exists()
-            else "free space, then start again with --overwrite (no epoch was checkpointed)"
+    with _says_how_to_go_on(setup.run):
+        cfg, run = setup.cfg, setup.run
+        if improved:
+            meta.metrics = {
+                "best_epoch": m.epoch,
+                "val_acc": m.val_acc,
+                "val_loss": m.val_loss,
+                "train_acc": m.train_acc,
+                "epochs_done": m.epoch,
+            }
+            save_model(FerModel(saved_network(state.judged, plain), normalizer, meta), run.model)
+        run.write_metrics(state.history)
+        training_curves(
+            [x.epoch for x in state.history],
+            [x.train_acc for x in state.history],
+            [x.val_acc for x in state.history],
+            run.curves,
+            f"{cfg.arch} + {cfg.loss}",
         )
-        raise OSError(f"{e.strerror or e} while writing the run's files: {how}") from None
+        save_checkpoint(state.to_checkpoint(cfg, m.epoch), run.checkpoint)
     _print_epoch(setup, m, improved)
 
 
-def _write_epoch(
-    setup: Setup,
-    state: State,
-    plain: torch.nn.Module,
-    normalizer: Normalizer,
-    meta: ModelMeta,
-    m: EpochMetrics,
-    improved: bool,
-) -> None:
-    cfg, run = setup.cfg, setup.run
-    if improved:
-        meta.metrics = {
-            "best_epoch": m.epoch,
-            "val_acc": m.val_acc,
-            "val_loss": m.val_loss,
-            "train_acc": m.train_acc,
-            "epochs_done": m.epoch,
-        }
-        save_model(FerModel(saved_network(state.judged, plain), normalizer, meta), run.model)
-    run.write_metrics(state.history)
-    training_curves(
-        [x.epoch for x in state.history],
-        [x.train_acc for x in state.history],
-        [x.val_acc for x in state.history],
-        run.curves,
-        f"{cfg.arch} + {cfg.loss}",
-    )
-    save_checkpoint(state.to_checkpoint(cfg, m.epoch), run.checkpoint)
+@contextlib.contextmanager
+def _says_how_to_go_on(run: RunFolder) -> Iterator[None]:
+    """A write that fails (a full disk, a quota) as one line saying how to continue: every file
+    is written atomically, so the folder holds whole files of the last epoch written."""
+    try:
+        yield
+    except OSError as e:
+        how = (
+            f"free space, then `ferkit train --resume {run.path}` continues after epoch "
+            f"{load_checkpoint(run.checkpoint)['epoch']}"
+            if run.checkpoint.exists()
+            else "free space, then start again with --overwrite (no epoch was checkpointed)"
+        )
+        raise OSError(f"{e.strerror or e} while writing the run's files: {how}") from None
 
 
 def _print_epoch(setup: Setup, m: EpochMetrics, improved: bool) -> None:
