@@ -75,6 +75,19 @@ def test_other_writers_refuse_an_existing_output(small_csv, tmp_path, command):
     assert out.read_bytes() != b"mine"
 
 
+def test_quantize_refuses_to_replace_a_calibration_without_overwrite(tiny_run, small_csv):
+    from ferkit.fermodel.files import calibration_path
+
+    cal = calibration_path(tiny_run)
+    cal.write_text("{}")
+    try:
+        r = run_cli("quantize", "--model", str(tiny_run), "--data", str(small_csv), "--no-check")
+        assert r.returncode == 2 and "already exists (pass --overwrite" in r.stderr
+        assert cal.read_text() == "{}"
+    finally:
+        cal.unlink()
+
+
 def test_a_short_write_is_an_error_and_leaves_the_old_file(tmp_path):
     """A writer that hands the descriptor to C code (PIL's encoders) can lose bytes on a full
     disk without an error: the size check catches it."""
@@ -119,6 +132,10 @@ def test_atomic_path_publishes_whole_files_only(tmp_path):
         (["predict", "x.jpg", "--address", "auto"], "--address is for --engine ray"),
         (["serve", "--workers", "100000"], "--workers: must be <="),
         (["evaluate", "--data", "d.csv", "--threads", "100000"], "--threads: must be <="),
+        (["train", "--seed", str(10**20)], "--seed: must be <="),
+        (["augment-preview", "--data", "d.csv", "--out", "x.png", "--faces", "10000000"], "<= 64"),
+        (["quantize", "--data", "d.csv", "--faces", "10000000"], "--faces: must be <="),
+        (["benchmark", "serve", "--clients", "1000000"], "--clients: must be <="),
     ],
 )
 def test_unbounded_or_conflicting_options_are_usage_errors(tmp_path, args, says):

@@ -19,6 +19,7 @@ import pytest
 
 from ferkit.data.fer2013 import DataError, load_fer2013
 from ferkit.fermodel.files import ModelFileError, read_model_file
+from ferkit.fermodel.onnx import load_onnx
 from ferkit.images import ImageError, load_grey, load_image
 from ferkit.predict.files import read_labels, video_fps
 from ferkit.training.run_folder import CheckpointError, load_checkpoint
@@ -47,6 +48,7 @@ READERS: dict[str, tuple[str, Callable[[Path], object], type[Exception]]] = {
     "data-npz": (".npz", lambda p: load_fer2013(p, cache=False), DataError),
     "data-npz.xz": (".npz.xz", lambda p: load_fer2013(p, cache=False), DataError),
     "model": (".safetensors", read_model_file, ModelFileError),
+    "onnx-model": (".onnx", lambda p: load_onnx(p), ModelFileError),
     "photo": (".jpg", load_image, ImageError),
     "photo-grey": (".png", load_grey, ImageError),
     "labels": (".csv", read_labels, ValueError),
@@ -119,6 +121,8 @@ def test_odd_paths_are_refused_at_once(reader, kind, tmp_path):
     suffix, read, error = READERS[reader]
     if reader == "video":
         pytest.importorskip("cv2")
+    if reader == "onnx-model":
+        pytest.importorskip("onnxruntime")
     if reader.startswith("data") and kind == "folder":
         pytest.skip("a folder is a valid --data (the image-folder layout): tested in test_data")
     path = _make(kind, tmp_path, suffix)

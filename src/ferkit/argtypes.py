@@ -57,6 +57,8 @@ DATA_HELP = "FER-2013 CSV (.csv/.csv.gz), image folder or compact .npz[.xz] (fer
 
 POSITIVE_INT = number(int, min=1)
 COUNT = number(int, min=0)
+#: A random seed: what torch, numpy and Python's generators all take.
+SEED = number(int, min=0, max=2**32 - 1)
 POSITIVE = number(float, above=0)
 NON_NEGATIVE = number(float, min=0)
 PORT = number(int, min=1, max=65535)

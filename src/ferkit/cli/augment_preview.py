@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..argtypes import COUNT, DATA_HELP, POSITIVE_INT, add_overwrite_option
+from ..argtypes import DATA_HELP, SEED, add_overwrite_option, number
 from ..userfiles import check_output
 from .options import UsageError
 
@@ -18,9 +18,10 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument("--out", required=True, help="PNG file to write")
     add_overwrite_option(sp, "the --out file")
-    sp.add_argument("--faces", type=POSITIVE_INT, default=6, help="how many faces (rows)")
-    sp.add_argument("--per-face", type=POSITIVE_INT, default=7, help="augmented versions per face")
-    sp.add_argument("--seed", type=COUNT, default=0, help="random seed")
+    rows = number(int, min=1, max=64)  # a picture, not a data set
+    sp.add_argument("--faces", type=rows, default=6, help="how many faces (rows)")
+    sp.add_argument("--per-face", type=rows, default=7, help="augmented versions per face")
+    sp.add_argument("--seed", type=SEED, default=0, help="random seed")
     from ..training.config import AUGMENT_OPTIONS, add_train_options
 
     add_train_options(sp, only=AUGMENT_OPTIONS)  # as `train` takes them

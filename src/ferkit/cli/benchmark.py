@@ -10,6 +10,7 @@ from ..argtypes import (
     add_device_option,
     add_json_option,
     add_threads_option,
+    number,
 )
 from .options import UsageError
 
@@ -23,20 +24,20 @@ BENCHMARKS = ("train", "evaluate", "predict", "serve", "engine")
 
 #: Every size a benchmark takes (a positive integer): option, default, what it sizes.
 SIZES = (
-    ("--batch-size", 256, "batch size"),
-    ("--steps", 8, "timed steps per variant (after 2 warm-up steps)"),
-    ("--images", 64, "evaluate: images to score"),
-    ("--clients", 8, "serve: concurrent clients"),
-    ("--requests", 2000, "serve: requests in all"),
-    ("--photos", 1000, "engine: photos in the generated folder (640x480 JPEGs with one face)"),
+    ("--batch-size", 256, 65_536, "batch size"),
+    ("--steps", 8, 10_000, "timed steps per variant (after 2 warm-up steps)"),
+    ("--images", 64, 100_000, "evaluate: images to score"),
+    ("--clients", 8, 1024, "serve: concurrent clients"),
+    ("--requests", 2000, 1_000_000, "serve: requests in all"),
+    ("--photos", 1000, 100_000, "engine: photos in the generated folder (640x480 JPEGs, a face)"),
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=BENCHMARKS, help="what to measure")
     p.add_argument("--arch", default="bkvgg12", help="network")
-    for flag, default, what in SIZES:
-        p.add_argument(flag, type=POSITIVE_INT, default=default, help=what)
+    for flag, default, most, what in SIZES:
+        p.add_argument(flag, type=number(int, min=1, max=most), default=default, help=what)
     add_threads_option(p)
     add_device_option(p)
     p.add_argument(

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..argtypes import (
-    COUNT,
-    DATA_HELP,
-    POSITIVE_INT,
-)
-from .options import precision_check_args
+from ..argtypes import DATA_HELP, SEED, add_overwrite_option, number
+from .options import UsageError, precision_check_args
 
 NAME = "quantize"
 HELP = "calibrate a model for int8 inference on the CPU (about 2x faster for one face)"
@@ -27,17 +23,31 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--model", help="model.safetensors or run folder (default: the shipped model)")
     sp.add_argument("--data", required=True, help=DATA_HELP)
     sp.add_argument(
-        "--faces", type=POSITIVE_INT, default=2048, help="Training faces to calibrate on"
+        "--faces",
+        type=number(int, min=1, max=100_000),
+        default=2048,
+        help="Training faces to calibrate on",
     )
     precision_check_args(sp, "int8", "--data", tolerance=0.5)
     sp.add_argument("--no-check", action="store_true", help="skip the fp32/int8 comparison")
-    sp.add_argument("--seed", type=COUNT, default=0, help="which random faces")
+    sp.add_argument("--seed", type=SEED, default=0, help="which random faces")
+    add_overwrite_option(sp, "the calibration beside the weights (MODEL.int8.json)")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..export.workflows import PrecisionCheck, quantize_model
+    from ..fermodel.files import calibration_path, model_file, shipped_model_path
+    from ..userfiles import check_output
 
+    model = model_file(args.model) if args.model else shipped_model_path()
+    if model is not None:  # before the work: an existing calibration is replaced only if told
+        check_output(
+            calibration_path(model),
+            inputs=[model, args.data],
+            overwrite=args.overwrite,
+            error=UsageError,
+        )
     out, cal = quantize_model(
         args.model,
         args.data,

@@ -94,7 +94,7 @@ def read_model_file(
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
-    p = _existing_model_file(path)
+    p = checked_model_file(path)
     raw = p.read_bytes()
     try:
         (size,) = struct.unpack("<Q", raw[:8])
@@ -108,7 +108,10 @@ def read_model_file(
     return ModelFile(p, model, hashlib.sha256(raw).hexdigest(), fp16)
 
 
-def _existing_model_file(path: str | os.PathLike | None) -> Path:
+def checked_model_file(path: str | os.PathLike | None) -> Path:
+    """The model file ``path`` names (``None``: the shipped one; a run folder: its
+    ``model.safetensors``), checked before it is opened: a regular file of at most
+    :data:`MAX_MODEL_BYTES`; ModelFileError saying why not."""
     if path is None:
         path = shipped_model_path()
         if path is None:
@@ -141,7 +144,7 @@ def load_model(
     ``path=None`` loads the model shipped inside the package. ``int8=True`` gives its int8
     version (CPU only), from the calibration ``ferkit quantize`` wrote beside the weights.
     """
-    p = _existing_model_file(path)
+    p = checked_model_file(path)
     if int8 and torch.device(device).type != "cpu":
         raise ModelFileError(f"{p}: int8 models run on the CPU only, not on {device}")
     model = read_model_file(p, device).model

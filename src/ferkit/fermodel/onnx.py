@@ -161,10 +161,9 @@ def _session(source: bytes | str, name: str):
 
 def load_onnx(path: str | os.PathLike) -> FerModel:
     """A ferkit ONNX file as a ready-to-use model run by ONNX Runtime (CPU)."""
-    from .files import MODEL_FORMAT
+    from .files import MODEL_FORMAT, checked_model_file
 
-    if not os.path.isfile(path):
-        raise ModelFileError(f"{path}: no such model file")
+    path = checked_model_file(path)  # a FIFO, a device or 2 GB of zeros: refused unread
     session = _session(str(path), str(path))
     meta = dict(session.get_modelmeta().custom_metadata_map)
     if meta.get("format") != MODEL_FORMAT:

@@ -20,6 +20,7 @@ from ..argtypes import (
     NORM_LAYERS,
     POSITIVE,
     PRECISIONS,
+    SEED,
     THREADS_HELP,
     number,
     thread_count,
@@ -251,7 +252,7 @@ class TrainConfig:
     max_drops: int = option(
         5, "plateau: stop when the loss stalls again after this many drops", type=COUNT
     )
-    seed: int = option(0, "random seed", type=COUNT)
+    seed: int = option(0, "random seed", type=SEED)
     skip_bad: bool = option(
         False,
         "leave bad data rows out (reported on stderr) instead of stopping at the first",
