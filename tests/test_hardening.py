@@ -321,3 +321,13 @@ def test_paths_shown_to_others_hold_no_machine_layout(tmp_path, monkeypatch):
     assert public_command(cmd) == "ferkit train --data ~/d.csv --out 'my runs/r' --lr 0.1"
     cfg = tiny_config(home / "d.csv", work / "r")
     assert command_line(cfg).startswith("ferkit train --data ~/d.csv --out r ")
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(small_csv, tmp_path, command):
+    taken = tmp_path / "taken"
+    taken.write_bytes(b"mine")
+    args = ["--data", str(small_csv)] if command == "evaluate" else ["x.jpg"]
+    r = run_cli(command, *args, "--out", str(taken))
+    assert r.returncode == 2 and "is a file, not a folder" in r.stderr
+    assert taken.read_bytes() == b"mine"

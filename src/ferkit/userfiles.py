@@ -119,6 +119,20 @@ def check_output(
     return p
 
 
+def check_output_folder(
+    out: str | os.PathLike, what: str, error: type[Exception] = UserPathError
+) -> Path:
+    """A folder a command owns and writes into (``evaluate --out``, ``predict --out``):
+    refused before any work when something other than a folder is there."""
+    p = Path(out)
+    if os.path.lexists(p) and (problem := path_problem(p, folder_ok=True)) is None:
+        if not p.is_dir():
+            raise error(f"{out}: is a file, not a folder ({what})")
+    elif os.path.lexists(p):
+        raise error(f"{out}: cannot write here: {problem}")
+    return p
+
+
 def public_path(path: str) -> str:
     """``path`` as it may be shown to others (a model card, a report, the server's answers):
     relative to the working folder when inside it, ``~/...`` under the home folder, else as

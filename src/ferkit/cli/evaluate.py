@@ -10,7 +10,8 @@ from ..argtypes import (
     add_json_option,
     add_threads_option,
 )
-from .options import data_file_args, model_args, read_data, report_skipped
+from ..userfiles import check_output_folder
+from .options import UsageError, data_file_args, model_args, read_data, report_skipped
 
 NAME = "evaluate"
 HELP = "accuracy with the paper's test-time views"
@@ -58,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from ..fermodel.onnx import load_with_backend
     from ..fermodel.views import METHODS
 
+    for flag, what in (("out", "--out is a folder for the reports"), ("resume", "--resume")):
+        if getattr(args, flag):  # before an hour of Eval2, not after
+            check_output_folder(getattr(args, flag), what, error=UsageError)
     if args.threads:
         import torch
 

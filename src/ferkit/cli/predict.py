@@ -14,7 +14,7 @@ from ..argtypes import (
     add_overwrite_option,
     number,
 )
-from ..userfiles import check_output
+from ..userfiles import check_output, check_output_folder
 from .options import EXIT_INPUT, UsageError, detector_arg, max_megapixels_arg, model_args
 
 NAME = "predict"
@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("predict needs image, folder or video paths")
         labels = read_labels(args.labels) if args.labels else None
         return _predict_done(args, labels, _predict_ray(args, labels))
+    if args.out:  # before the model loads: --out is the folder of annotated copies
+        check_output_folder(args.out, "--out is a folder for annotated copies", error=UsageError)
     rec = Recognizer(args.model, device=args.device, **_recognizer_options(args))
     if args.camera is not None:
         try:
