@@ -114,6 +114,10 @@ def test_wheel_ships_the_model_and_the_page(tiny_run, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "ferkit/weights/bkvgg12.safetensors" in names and "ferkit/serve/static/app.js" in names
     assert "ferkit/weights/bkvgg12.md" in names  # the model card travels with the weights
+    assert "ferkit/samples/astronaut.jpg" in names  # the README's first command needs it
+    for part in ("short-range.safetensors", "full-range.safetensors"):
+        assert f"ferkit/weights/blazeface-{part}" in names
+    assert "ferkit/weights/BLAZEFACE-NOTICE.md" in names  # its licence notice with it
     target = tmp_path / "site"
     subprocess.run(
         [
