@@ -305,7 +305,12 @@ def test_report_only_redraws_the_report_from_the_summaries_and_runs_nothing(tmp_
     assert main([*args, "--report-only"]) == 0
     assert report.read_text() == (root / "REPRODUCTION.md").read_text()  # the committed one
     drawn = sorted(p.name for p in (summaries / "figures").iterdir())
-    assert drawn == ["paper-vs-ferkit.png", "table9-confusion.png", "validation-curves.png"]
+    assert drawn == [
+        "lever-long-run.png",
+        "paper-vs-ferkit.png",
+        "table9-confusion.png",
+        "validation-curves.png",
+    ]
 
 
 def _summary(name: str, accs: dict[str, float], epochs: int = 25) -> dict:
