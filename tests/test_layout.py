@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
             "atomic",
             "argtypes",
             "userfiles",
+            "console",
             "device",
             "images",
             "geometry",

@@ -125,11 +125,12 @@ def check_output_folder(
     """A folder a command owns and writes into (``evaluate --out``, ``predict --out``):
     refused before any work when something other than a folder is there."""
     p = Path(out)
-    if os.path.lexists(p) and (problem := path_problem(p, folder_ok=True)) is None:
-        if not p.is_dir():
-            raise error(f"{out}: is a file, not a folder ({what})")
-    elif os.path.lexists(p):
+    if not os.path.lexists(p):
+        return p
+    if (problem := path_problem(p, folder_ok=True)) is not None:
         raise error(f"{out}: cannot write here: {problem}")
+    if not p.is_dir():
+        raise error(f"{out}: is a file, not a folder ({what})")
     return p
 
 
@@ -139,11 +140,10 @@ def public_path(path: str) -> str:
     given. A training machine's user name and folder layout stay on that machine."""
     if not os.path.isabs(path):
         return path
-    here, home = os.getcwd(), os.path.expanduser("~")
-    for root, shown in ((here, None), (home, "~")):
+    for root, shown in ((os.getcwd(), "."), (os.path.expanduser("~"), "~")):
         if root not in ("", os.sep) and (path == root or path.startswith(root + os.sep)):
             rel = os.path.relpath(path, root)
-            return rel if shown is None else os.path.join(shown, rel) if rel != "." else shown
+            return os.path.normpath(os.path.join(shown, rel)) if shown == "~" else rel
     return path
 
 
@@ -155,7 +155,7 @@ def public_command(command: str) -> str:
         words = shlex.split(command)
     except ValueError:
         return command
-    return " ".join(shell_word(public_path(w) if os.path.isabs(w) else w) for w in words)
+    return " ".join(shell_word(public_path(w)) for w in words)
 
 
 def shell_word(word: str) -> str:

@@ -70,11 +70,10 @@ def check_outputs(args: argparse.Namespace) -> None:
     (docs/CONTRACT.md "Files"), checked before any work."""
     from pathlib import Path
 
-    from ..fermodel.files import model_file, shipped_model_path
+    from ..fermodel.files import checked_model_file
     from ..userfiles import check_output
 
-    model = model_file(args.model) if args.model else shipped_model_path()
-    inputs = (model, args.summary, args.verify_data)
+    inputs = (checked_model_file(args.model), args.summary, args.verify_data)
     outs = [Path(args.out)] + ([] if args.format == "onnx" else [Path(args.out).with_suffix(".md")])
     for out in outs:
         check_output(out, inputs=inputs, overwrite=args.overwrite, error=UsageError)

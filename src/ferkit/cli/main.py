@@ -15,7 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .options import EXIT_INPUT, EXIT_USAGE, say
+from ..console import say
+from .options import EXIT_INPUT, EXIT_USAGE
 
 #: What a shell reports for a process ended by SIGPIPE (128 + 13).
 EXIT_BROKEN_PIPE = 141

@@ -4,7 +4,6 @@ the photo size guard, and how a user mistake ends a command."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..argtypes import (
     DATA_HELP,
@@ -15,18 +14,9 @@ from ..argtypes import (
     add_device_option,
     number,
 )
+from ..console import say
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
-
-
-def say(message: str) -> None:
-    """One line on stderr, on a line of its own even while a progress bar is drawn there."""
-    if "tqdm" in sys.modules:  # a bar may be on screen: tqdm clears it, prints, redraws it
-        from tqdm import tqdm
-
-        tqdm.write(message, file=sys.stderr)
-    else:
-        print(message, file=sys.stderr)
 
 
 class UsageError(ValueError):

@@ -37,17 +37,16 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..export.workflows import PrecisionCheck, quantize_model
-    from ..fermodel.files import calibration_path, model_file, shipped_model_path
+    from ..fermodel.files import calibration_path, checked_model_file
     from ..userfiles import check_output
 
-    model = model_file(args.model) if args.model else shipped_model_path()
-    if model is not None:  # before the work: an existing calibration is replaced only if told
-        check_output(
-            calibration_path(model),
-            inputs=[model, args.data],
-            overwrite=args.overwrite,
-            error=UsageError,
-        )
+    model = checked_model_file(args.model)
+    check_output(  # before the work: an existing calibration is replaced only if told
+        calibration_path(model),
+        inputs=[model, args.data],
+        overwrite=args.overwrite,
+        error=UsageError,
+    )
     out, cal = quantize_model(
         args.model,
         args.data,

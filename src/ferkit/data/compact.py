@@ -104,9 +104,8 @@ _MAGIC = {".xz": b"\xfd7zXZ\x00", ".npz": b"PK\x03\x04"}
 
 
 def _read_compact(path: Path) -> FerDataset:
-    magic = _MAGIC[".xz" if path.name.endswith(".xz") else ".npz"]
-    if read_head(path, len(magic)) != magic:  # before reading the whole into memory
-        kind = "xz" if magic == _MAGIC[".xz"] else "zip (.npz)"
+    kind = ".xz" if path.name.endswith(".xz") else ".npz"
+    if read_head(path, len(_MAGIC[kind])) != _MAGIC[kind]:  # before reading it all into memory
         raise DataError(path, None, f"not a ferkit compact data file (no {kind} signature)")
     try:
         if path.name.endswith(".xz"):

@@ -78,8 +78,6 @@ def _read_csv(path: Path, *, on_error: OnError) -> FerDataset:
     if b'"' in raw:  # some exports quote the pixel field; the fields never contain commas
         raw = raw.replace(b'"', b"")
     head = raw[: raw.find(b"\n")] if b"\n" in raw[:200] else raw[:200]
-    if looks_binary(raw[:512]):
-        raise DataError(path, None, _NOT_CSV)
     header = tuple(h.strip() for h in head.decode("utf-8", "replace").lstrip("\ufeff").split(","))
     if header != CSV_HEADER:
         raise DataError(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_path, atomic_write
+from ..console import say
 from ..images import IMAGE_SUFFIXES, ImageError, load_image
 from ..labels import LABELS
 from ..userfiles import NOT_REGULAR, looks_binary, path_problem, read_head, require_file
@@ -234,9 +235,7 @@ def face_records(
 def warn_line(msg: str) -> None:
     """One ``ferkit: ...`` line on stderr, clear of the progress bar: how a batch reports an
     input and goes on."""
-    from tqdm import tqdm
-
-    tqdm.write(f"ferkit: {msg}", file=sys.stderr)
+    say(f"ferkit: {msg}")
 
 
 def _annotated_path(item: Input, out: str, inputs: set[str], written: set[str]) -> Path:

@@ -14,6 +14,7 @@ from .catalogue import (
     PROXY_EXPERIMENTS,
     proxy_arm,
 )
+from .verdicts import accuracy
 
 #: The picture of the long run's curve beside its references (in the figures folder).
 LONG_RUN_FIGURE = "lever-long-run.png"
@@ -47,8 +48,8 @@ def _best(summary: dict) -> str:
 
 
 def _test(summary: dict, method: str) -> str | None:
-    hit = next((r for r in summary.get("results", []) if r.get("method") == method), None)
-    return f"{100 * hit['accuracy']:.1f} %" if hit else None
+    acc = accuracy(summary, "PublicTest", method)
+    return None if acc is None else f"{acc:.1f} %"
 
 
 def long_run_section(by_name: dict[str, dict], figures: str) -> list[str]:

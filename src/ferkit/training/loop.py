@@ -97,15 +97,11 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
 
 
 def _locked(out: Path):
-    """The run folder's lock, taken by the one process that writes it (rank 0)."""
-    import contextlib
-
+    """The run folder's lock, taken by the one process that writes it (rank 0), once the
+    folder is known to be writable."""
     if not DistInfo().main:
         return contextlib.nullcontext()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"cannot write to the run folder {out}: {e.strerror or e}") from None
+    RunFolder(out).check_writable()
     return run_lock(out)
 
 
@@ -154,8 +150,7 @@ def _set_up(cfg: TrainConfig) -> Setup:
     """The run folder (checked, stale temporaries gone), threads, device, processes, numerics."""
     run = RunFolder(Path(cfg.out))
     di = DistInfo()
-    if di.main:
-        run.check_writable()
+    if di.main:  # writable: checked when train() took the folder's lock
         remove_stale_temporaries(run.path)  # left by a kill -9 mid-write
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
