@@ -58,27 +58,30 @@ def fer_framing(data: str, n: int, upscale: int = 4, detector: str = "haar") -> 
 
 
 def photo_accuracy(
-    folder: str, model: str, margins: list[float], detector: str = "haar"
+    folder: str, model: str, margins: list[float], detector: str = "haar", align: bool = False
 ) -> list[dict]:
-    """Right labels on a folder with images/ and labels.csv, per margin (photos with a face)."""
-    from ferkit.images import load_image, to_grey
+    """Right labels on a folder with images/ and labels.csv, per margin (photos with a face);
+    with ``align``, each face turned upright by its eyes (detectors that give them)."""
+    from ferkit.images import load_grey
 
     labels = read_labels(Path(folder) / "labels.csv")
-    rec = Recognizer(model, detector=detector)
+    rec = Recognizer(model, detector=detector, align=align)
     photos = []
     for f in sorted((Path(folder) / "images").iterdir()):
         found = rec.find_faces(str(f))
         if found:  # only photos with a face: margins cannot help the others
-            photos.append((f.name, found[0][0], to_grey(load_image(str(f)))))
+            photos.append((f.name, found[0][0], load_grey(str(f))))
     out = []
     for m in margins:
-        crops = np.stack([crop_face(g, box, m) for _, box, g in photos])
+        crops = np.stack([crop_face(g, box, m, box.roll if align else 0.0) for _, box, g in photos])
         faces = rec.classify(crops, [box for _, box, _ in photos])
         right = sum(
             face.label == labels[name] for (name, _, _), face in zip(photos, faces, strict=True)
         )
         out.append(
             {
+                "detector": detector,
+                "align": align,
                 "margin": m,
                 "photos_with_face": len(photos),
                 "right": right,
@@ -96,13 +99,16 @@ def main() -> None:
     ap.add_argument("--model", help="--photos: the model to classify with")
     ap.add_argument("--margins", type=float, nargs="+", default=[-0.1, 0.0, 0.1, 0.2])
     ap.add_argument("--detector", default="haar", help="haar (ferkit's chain) or blazeface")
+    ap.add_argument(
+        "--align", action="store_true", help="--photos: turn each face upright by its eyes"
+    )
     args = ap.parse_args()
     if not (args.fer or args.photos) or (args.photos and not args.model):
         ap.error("give --fer FILE and/or --photos FOLDER --model MODEL")
     if args.fer:
         print(json.dumps(fer_framing(args.fer, args.images, detector=args.detector)))
     if args.photos:
-        for row in photo_accuracy(args.photos, args.model, args.margins, args.detector):
+        for row in photo_accuracy(args.photos, args.model, args.margins, args.detector, args.align):
             print(json.dumps(row))
 
 

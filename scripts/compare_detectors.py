@@ -3,7 +3,9 @@
     python scripts/compare_detectors.py ../shared/datasets/wild-dev/images
 
 Prints one JSON line per configuration (Haar's on the grey photo, BlazeFace's on the colour
-one, its network on one torch thread); the README's detector table comes from it.
+one, its network on one torch thread); the README's detector table comes from it. The
+``blazeface`` rows are ferkit's detectors (the network, the FER frame, the border search on a
+miss); ``blazeface ... network only`` is one pass of the network and its decoding.
 """
 
 from __future__ import annotations
@@ -43,7 +45,11 @@ def main(folder: str) -> None:
     detectors["ferkit's chain (haar)"] = create_detector("haar").detect
     for variant in VARIANTS:  # BlazeFace sees the colour photo
         load_graph(variant)  # read before the clock starts, as a server does once
-        detectors[f"blazeface {variant}"] = functools.partial(detect_faces, variant=variant)
+        detectors[f"blazeface {variant} network only"] = functools.partial(
+            detect_faces, variant=variant
+        )
+    detectors["blazeface (ferkit's, short range)"] = create_detector("blazeface").detect
+    detectors["blazeface-full (ferkit's)"] = create_detector("blazeface-full").detect
     for name, detect in detectors.items():
         inputs = photos if name.startswith("blazeface") else greys
         t0 = time.perf_counter()

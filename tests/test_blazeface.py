@@ -157,3 +157,119 @@ def test_predict_with_blazeface(tiny_run):
     r = run_cli("predict", "--sample", "--model", str(tiny_run), "--detector", "blazeface")
     assert r.returncode == 0, r.stderr
     assert "astronaut.jpg: " in r.stdout and " at x=12" in r.stdout  # the frame Haar gives too
+
+
+def _astronaut() -> np.ndarray:
+    from importlib.resources import files
+
+    p = files("skimage") / "data" / "astronaut.png"
+    if not p.is_file():
+        pytest.skip("scikit-image's astronaut.png is not installed")
+    return np.asarray(Image.open(str(p)).convert("RGB"))
+
+
+def test_the_eyes_give_the_faces_roll():
+    """Turning the photo about the face turns the measured roll by as much (within 4 deg)."""
+    from ferkit.predict.detect import BlazeFaceDetector, Box
+
+    assert Box(0, 0, 9, 9, ((10, 20), (30, 20))).roll == 0
+    assert Box(0, 0, 9, 9, ((10, 20), (30, 40))).roll == pytest.approx(45)  # left eye lower
+    assert Box(0, 0, 9, 9).roll == 0  # no eyes (Haar)
+    photo, det = _astronaut(), BlazeFaceDetector()
+    (face,) = det.detect(photo)
+    centre = (face.x + face.w / 2, face.y + face.h / 2)
+    for turn in (15, -25):  # PIL turns counter-clockwise: the roll goes down by as much
+        turned = np.asarray(Image.fromarray(photo).rotate(turn, Image.BILINEAR, center=centre))
+        (got,) = det.detect(turned)
+        assert got.roll == pytest.approx(face.roll - turn, abs=4)
+
+
+def test_an_aligned_crop_of_a_turned_face_is_the_upright_crop():
+    from ferkit.images import to_grey
+    from ferkit.predict.detect import BlazeFaceDetector
+    from ferkit.predict.recognizer import crop_face
+
+    photo, det = _astronaut(), BlazeFaceDetector()
+    (face,) = det.detect(photo)
+    upright = crop_face(to_grey(photo), face, roll=face.roll).astype(float)
+    centre = (face.x + face.w / 2, face.y + face.h / 2)
+    turned = Image.fromarray(photo).rotate(-15, Image.BILINEAR, center=centre, fillcolor=(90,) * 3)
+    turned = np.asarray(turned)
+    (found,) = det.detect(turned)
+    aligned = crop_face(to_grey(turned), found, roll=found.roll).astype(float)
+    as_is = crop_face(to_grey(turned), found).astype(float)
+
+    def corr(a, b):
+        return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+
+    # (not 1: BlazeFace's box for a turned face is a little smaller, 106 px against 114 here)
+    assert corr(aligned, upright) > 0.8 > corr(as_is, upright) + 0.3
+
+
+def test_a_level_line_stays_level_and_a_tilted_one_is_levelled():
+    from ferkit.predict.detect import Box
+    from ferkit.predict.recognizer import crop_face
+
+    img = np.zeros((200, 200), np.uint8)
+    img[98:102, 20:180] = 255
+    box = Box(50, 50, 100, 100)
+    assert np.array_equal(crop_face(img, box, roll=0.0), crop_face(img, box))
+    tilted = np.asarray(Image.fromarray(img).rotate(-20, Image.BILINEAR))  # clockwise 20 deg
+    rows = crop_face(tilted, box, roll=20).argmax(axis=0)  # the line's row in each column
+    assert rows.max() - rows.min() <= 1
+    rows = crop_face(tilted, box).argmax(axis=0)
+    assert rows.max() - rows.min() > 8
+
+
+def test_a_face_that_fills_the_frame_is_found_with_a_border():
+    from ferkit.predict.detect import BlazeFaceDetector
+
+    tight = _astronaut()[91:163, 197:255]  # the face alone, edge to edge
+    assert BlazeFaceDetector(border=0).detect(tight) == []
+    (face,) = BlazeFaceDetector().detect(tight)
+    assert face.x == 0 and face.y == 0 and face.w >= 50  # the FER frame, clipped to the crop
+    (rx, ry), (lx, ly) = face.eyes  # in the crop's pixels, not the bordered image's
+    assert 0 < rx < lx < tight.shape[1] and 0 < ry < tight.shape[0] / 2
+
+
+def test_the_detector_sees_colour_and_the_default_is_blazeface(tiny_run):
+    from ferkit import Recognizer
+    from ferkit.images import to_grey
+    from ferkit.predict.detect import BlazeFaceDetector
+
+    seen = []
+
+    class Spy(BlazeFaceDetector):
+        def detect(self, image):
+            seen.append(image.shape)
+            return super().detect(image)
+
+    photo = _astronaut()
+    (face,) = Recognizer(tiny_run, detector=Spy()).predict(photo)
+    assert seen == [photo.shape] and face.box.eyes is not None
+    assert isinstance(Recognizer(tiny_run).detector, BlazeFaceDetector)
+    grey_only = Recognizer(tiny_run, detector="haar") if _has_haar() else None
+    if grey_only:
+        assert grey_only.decode(photo).shape == photo.shape[:2]  # a grey detector: grey decode
+    rgb_rec = Recognizer(tiny_run)
+    assert rgb_rec.decode(photo).shape == photo.shape
+    assert np.array_equal(rgb_rec.decode(photo, detect=False), to_grey(photo))
+
+
+def _has_haar() -> bool:
+    try:
+        import cv2
+    except ImportError:
+        return False
+    return hasattr(cv2, "CascadeClassifier")
+
+
+def test_haar_on_opencv_5_says_what_to_install(monkeypatch):
+    import types
+
+    import ferkit.predict.detect as detect
+
+    fake = types.SimpleNamespace(__version__="5.1.0", data=types.SimpleNamespace())
+    monkeypatch.setattr(detect, "opencv", lambda: fake)
+    with pytest.raises(RuntimeError, match=r"OpenCV 5\.1\.0.*ferkit\[haar\]"):
+        detect.create_detector("haar")

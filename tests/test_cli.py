@@ -173,9 +173,20 @@ def test_benchmark_predict(capsys):
     assert r["arch"] == "bkstart"  # --arch wins over a shipped model of another network
     assert r["one_face_ms"] > 0 and r["faces_per_s_batch256"] > 0
     assert r["photo_640x480_ms"] > 0 and r["photo_640x480_eval1_ms"] > 0
+    assert r["detector"] == "BlazeFaceDetector" and r["detect_640x480_ms"] > 0
+    assert r["decode_640x480_ms"] > 0 and r["one_face_eval1_ms"] > 0
+    assert r["detect_640x480_haar_ms"] > 0  # Haar's chain beside it, in the same run
     assert r["one_face_int8_ms"] > 0 and r["photo_640x480_int8_ms"] > 0  # on the CPU
     if importlib.util.find_spec("onnxruntime"):  # ONNX Runtime measured in the same run
         assert r["one_face_onnx_ms"] > 0 and r["faces_per_s_batch256_onnx"] > 0
+
+
+def test_benchmark_video_tracks_the_face_of_every_frame(capsys, tiny_run):
+    pytest.importorskip("cv2")
+    r = _benchmark_json(capsys, "video", "--frames", "12", "--model", str(tiny_run))
+    assert r["benchmark"] == "video" and r["frames"] == 12
+    assert r["center_faces"] == r["eval1_faces"] == 12  # one face a frame, found in each
+    assert r["center_frames_per_s"] > 0 and r["eval1_frames_per_s"] > 0
 
 
 @pytest.mark.slow

@@ -46,3 +46,17 @@ def test_the_code_cites_the_contract_inside_the_repository():
     assert not [p for p in sources if "INTERFACE.md" in p.read_text()]
     assert any("docs/CONTRACT.md" in p.read_text() for p in sources)
     assert re.search(r"\(docs/CONTRACT\.md\)", (ROOT / "README.md").read_text())
+
+
+def test_the_face_record_and_the_timeline_columns_are_in_the_contract():
+    from ferkit.predict.detect import Box
+    from ferkit.predict.ray_engine import RECORD_KEYS
+    from ferkit.predict.recognizer import Face
+    from ferkit.predict.tracking import TIMELINE_COLUMNS
+
+    face = Face(Box(0, 0, 1, 1), "happy", {}, {}, 1.0)
+    assert ("file", "frame", *face.to_dict()) == RECORD_KEYS  # Ray's columns, predict's keys
+    flat = " ".join(CONTRACT.split())
+    for key in RECORD_KEYS:
+        assert f'"{key}":' in flat, key
+    assert f"`{', '.join(TIMELINE_COLUMNS)}`" in flat

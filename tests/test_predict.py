@@ -124,10 +124,12 @@ def test_cli_json_matches_api(rec, tiny_run, photo):
             "file",
             "frame",
             "box",
+            "eyes",
             "label",
             "scores",
             "probabilities",
             "confidence",
+            "track",
         }
 
 

@@ -60,7 +60,8 @@ def test_predict_multipart_and_raw_agree_with_the_api(client, rec, jpeg):
     api = rec.predict(jpeg)
     assert [f["box"] for f in body["faces"]] == [f.box.to_dict() for f in api]
     f = body["faces"][0]
-    assert set(f) == {"box", "label", "scores", "probabilities", "confidence"}
+    assert set(f) == {"box", "eyes", "label", "scores", "probabilities", "confidence", "track"}
+    assert f["track"] is None and len(f["eyes"]) == 2  # a photo: BlazeFace's eyes, no track
     assert f["label"] == api[0].label
 
 
@@ -231,6 +232,34 @@ def test_webcam_loop_in_headless_chromium(server_url, browser):
     page.click("#camera")
 
 
+@needs_chromium
+def test_the_page_tracks_webcam_faces_as_predict_does(server_url, browser):
+    """The page's tracker (the server keeps no state between requests) gives the ids the
+    Python tracker gives, on two faces that cross, one hidden for a while as they pass."""
+    from ferkit.predict.detect import Box
+    from ferkit.predict.recognizer import Face
+    from ferkit.predict.tracking import FaceTracker
+
+    frames = []
+    for t in range(36):
+        a = {"x": 40 + 12 * t, "y": 60, "w": 110 + t, "h": 110 + t}
+        b = {"x": 470 - 12 * t, "y": 90, "w": 120 - t, "h": 120 - t}
+        frames.append([b] if 14 <= t < 20 else [a, b] if t % 2 else [b, a])
+    page = browser.new_page()
+    page.goto(server_url)
+    js = page.evaluate(
+        """(frames) => { const t = new FaceTracker();
+            return frames.map((fs) => t.update(fs.map((box) => ({ box }))).map((f) => f.track)); }""",
+        frames,
+    )
+    tracker, p = FaceTracker(), dict.fromkeys(ferkit.LABELS, 1 / 7)
+    py = [
+        [f.track for f in tracker.update(Face(Box(**b), "happy", p, p, 1 / 7) for b in fs)]
+        for fs in frames
+    ]
+    assert js == py and {i for ids in py for i in ids} == {1, 2}
+
+
 def test_benchmark_serve_small(tiny_run, capsys):
     from ferkit.cli.main import main
 
@@ -239,9 +268,10 @@ def test_benchmark_serve_small(tiny_run, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["requests"] == 6 and r["errors"] == 0, r["error_statuses"]
     assert r["p99_ms"] >= r["p50_ms"] > 0 and r["requests_per_s"] > 0
-    for variant in ("one_at_a_time", "batched_onnx"):  # the same photo, measured in one run
+    # the same photo, measured in one run: Haar's one-at-a-time server is the issue's baseline
+    for variant in ("one_at_a_time", "one_at_a_time_haar", "batched_onnx"):
         assert r[f"{variant}_errors"] == 0, r[f"{variant}_error_statuses"]
-    assert r["speedup_onnx"] > 0
+    assert r["speedup_onnx"] > 0 and r["speedup_over_haar"] > 0
 
 
 def test_serve_cli_needs_a_model_or_says_so(tmp_path):

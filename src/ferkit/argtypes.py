@@ -50,6 +50,8 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 NORM_LAYERS: tuple[str, ...] = ("none", "bn")
 #: The face detectors by name (``ferkit.predict.detect``'s registry; a test keeps them equal).
 DETECTORS: tuple[str, ...] = ("haar", "blazeface", "blazeface-full", "haar-frontal", "haar-alt2")
+#: The detector predict, serve, Ray and ``Recognizer`` use unless told otherwise.
+DEFAULT_DETECTOR = "blazeface"
 #: The default size limit of a photo (predict and serve): 40 megapixels is large, a bomb is far
 #: larger.
 MAX_PIXELS = 40_000_000

@@ -21,6 +21,8 @@ def run(what: str, args: argparse.Namespace) -> dict:
         return bench_serve(args.model, args.photo, args.clients, args.requests)
     if what == "engine":
         return bench_engine(args.model, args.photo, args.photos, args.workers)
+    if what == "video":
+        return bench_video(args.model, args.photo, args.frames)
     raise ValueError(f"unknown benchmark {what!r}")
 
 
@@ -223,7 +225,9 @@ def bench_predict(
         rec.predict(jpeg, views="center")
         rec.predict(jpeg)
     face_ms = 1000 * _best_of(lambda: rec.model.score(one), 7, 20)
+    face_eval1_ms = 1000 * _best_of(lambda: rec.model.score(one, "eval1"), 7, 5)
     batch_s = _best_of(lambda: rec.model.score(faces, batch=256), 3)
+    detectors = _detector_timings(rec, jpeg)
     photo_ms = 1000 * _best_of(lambda: rec.predict(jpeg, views="center"), 7, 3)
     photo_eval1_ms = 1000 * _best_of(lambda: rec.predict(jpeg, views="eval1"), 7, 3)
     others: dict = {}
@@ -249,12 +253,35 @@ def bench_predict(
         "device": str(rec.model.norm_mean.device),
         "threads": torch.get_num_threads(),
         "faces_in_photo": len(rec.predict(jpeg)),
+        "detector": rec.detector.__class__.__name__,
+        **detectors,
         "one_face_ms": round(face_ms, 2),
+        "one_face_eval1_ms": round(face_eval1_ms, 2),
         "faces_per_s_batch256": round(256 / batch_s, 1),
         "photo_640x480_ms": round(photo_ms, 1),
         "photo_640x480_eval1_ms": round(photo_eval1_ms, 1),
         **others,
     }
+
+
+def _detector_timings(rec, jpeg: bytes) -> dict:
+    """The 640x480 photo's decoding (as the detector needs it), and its detection by the
+    recognizer's detector and, where OpenCV 4 is installed, by Haar's chain (grey photo)."""
+    from .images import to_grey
+    from .predict.detect import create_detector
+
+    pixels = rec.decode(jpeg)
+    out = {
+        "decode_640x480_ms": round(1000 * _best_of(lambda: rec.decode(jpeg), 7, 5), 2),
+        "detect_640x480_ms": round(1000 * _best_of(lambda: rec.detector.detect(pixels), 7, 5), 2),
+    }
+    try:
+        haar = create_detector("haar")
+    except RuntimeError:  # no OpenCV 4: no Haar row
+        return out
+    grey = to_grey(pixels) if pixels.ndim == 3 else pixels
+    out["detect_640x480_haar_ms"] = round(1000 * _best_of(lambda: haar.detect(grey), 5, 3), 2)
+    return out
 
 
 def _timing_keys(name: str) -> tuple[str, str, str]:
@@ -280,6 +307,7 @@ def _timings(rec, one, faces, jpeg, name: str) -> dict:
 SERVE_VARIANTS = {
     "batched": [],
     "one_at_a_time": ["--workers", "1", "--batch-window-ms", "0"],
+    "one_at_a_time_haar": ["--workers", "1", "--batch-window-ms", "0", "--detector", "haar"],
     "batched_onnx": ["--backend", "onnx"],
 }
 
@@ -295,6 +323,8 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
     for name, options in SERVE_VARIANTS.items():
         if "onnx" in name and importlib.util.find_spec("onnxruntime") is None:
             continue
+        if "haar" in name and not _has_haar():
+            continue
         r = _drive_server(model, photo, clients, requests, options)
         prefix = "" if name == "batched" else f"{name}_"
         out.update({f"{prefix}{k}": v for k, v in r.items()})
@@ -302,6 +332,9 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
     out["speedup"] = round(out["requests_per_s"] / before, 2)
     if "batched_onnx_requests_per_s" in out:
         out["speedup_onnx"] = round(out["batched_onnx_requests_per_s"] / before, 2)
+    if "one_at_a_time_haar_requests_per_s" in out:  # the server before BlazeFace
+        haar = max(out["one_at_a_time_haar_requests_per_s"], 1e-9)
+        out["speedup_over_haar"] = round(out["requests_per_s"] / haar, 2)
     return out
 
 
@@ -443,3 +476,50 @@ def bench_engine(model: str | None, photo: str | None, photos: int, workers: lis
         **{f"{k}_s": round(v, 1) for k, v in rows.items()},
         "ray_overhead_ms_per_photo": round(1000 * per_photo, 2),
     }
+
+
+def _has_haar() -> bool:
+    try:
+        from .predict.detect import create_detector
+
+        create_detector("haar")
+    except RuntimeError:
+        return False
+    return True
+
+
+def bench_video(model: str | None, photo: str | None, frames: int) -> dict:
+    """``predict`` on a generated 640x480 clip of ``frames`` frames (the photo's face moving a
+    little each frame, 30 frames/s), end to end: decoding, detection, the face's crop, the
+    network, tracking; with the centre view, then Eval1's ten. Frames analysed per second."""
+    import io
+    import tempfile
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from .predict.files import predict_paths
+    from .predict.recognizer import Recognizer
+
+    base = np.asarray(Image.open(io.BytesIO(photo_640x480(photo))))
+    out: dict = {"benchmark": "video", "frames": frames, "threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory(prefix="ferkit-video-") as tmp:
+        clip = Path(tmp) / "clip.mp4"
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+        for k in range(frames):
+            dx, dy = round(20 * np.sin(k / 15)), round(10 * np.cos(k / 20))
+            writer.write(np.ascontiguousarray(np.roll(base, (dy, dx), axis=(0, 1))[..., ::-1]))
+        writer.release()
+        for views in ("center", "eval1"):
+            rec = Recognizer(model, views=views)
+            predict_paths(
+                rec, [str(clip)], progress=False, every=max(1, frames // 10), emit=lambda _: None
+            )  # warm-up
+            t = time.perf_counter()
+            summary = predict_paths(rec, [str(clip)], progress=False, emit=lambda _: None)
+            wall = time.perf_counter() - t
+            out[f"{views}_frames_per_s"] = round(frames / wall, 1)
+            out[f"{views}_faces"] = summary.faces
+    return out

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write
-from .labels import LABELS
+from .labels import LABEL_COLOURS, LABELS
 
 
 def _pyplot() -> Any:
@@ -130,6 +130,44 @@ def validation_curves(
         fig.legend(loc="center right", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.83, 1))
+    _save(fig, out)
+
+
+def track_timelines(
+    tracks: dict[int, tuple[Sequence[float], Sequence[Sequence[float]]]],
+    out: str | os.PathLike,
+    title: str,
+) -> None:
+    """A video's faces over time: one panel per track (id -> (times in s, probabilities
+    (T, 7))), the seven probabilities as lines in the annotated copies' colours."""
+    plt = _pyplot()
+    ids = sorted(tracks) or [None]
+    fig, axes = plt.subplots(len(ids), 1, figsize=(9, 1.2 + 1.9 * len(ids)), squeeze=False)
+    for ax, tid in zip(axes[:, 0], ids, strict=True):
+        if tid is None:
+            ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
+            continue
+        times, probs = tracks[tid]
+        probs = np.asarray(probs, dtype=float).reshape(len(times), len(LABELS))
+        for k, label in enumerate(LABELS):
+            colour = np.asarray(LABEL_COLOURS[label]) / 255
+            ax.plot(
+                times,
+                probs[:, k],
+                ".-" if len(times) < 3 else "-",
+                color=colour,
+                label=label,
+                lw=1.2,
+                ms=3,
+            )
+        ax.set(ylim=(0, 1), ylabel=f"face #{tid}")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("time (s)")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, loc="upper center", ncol=len(LABELS), fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=10, y=0.995)
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if len(ids) > 1 else 0.86))
     _save(fig, out)
 
 

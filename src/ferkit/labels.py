@@ -5,6 +5,16 @@ from __future__ import annotations
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(LABELS)
+#: Each label's colour (RGB) in every picture: annotated copies, the web page, timelines.
+LABEL_COLOURS = {
+    "angry": (220, 40, 40),
+    "disgust": (120, 160, 30),
+    "fear": (150, 60, 200),
+    "happy": (250, 190, 0),
+    "sad": (40, 110, 230),
+    "surprise": (240, 110, 20),
+    "neutral": (150, 150, 150),
+}
 
 #: The splits of Kaggle's ``Usage`` column; every split but Training is a test split.
 SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")

@@ -1,4 +1,4 @@
-"""`ferkit benchmark`: measure speed: train (against plain fp32), evaluate, predict, serve (load)."""
+"""`ferkit benchmark`: measure speed: train, evaluate, predict, serve, engine, video."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from ..argtypes import (
 from .options import UsageError
 
 NAME = "benchmark"
-HELP = "measure speed: train (against plain fp32), evaluate, predict, serve (load)"
+HELP = "measure speed: train (against plain fp32), evaluate, predict, serve (load), engine, video"
 DESCRIPTION = None
 
 
-BENCHMARKS = ("train", "evaluate", "predict", "serve", "engine")
+BENCHMARKS = ("train", "evaluate", "predict", "serve", "engine", "video")
 
 
 #: Every size a benchmark takes (a positive integer): option, default, what it sizes.
@@ -30,6 +30,7 @@ SIZES = (
     ("--clients", 8, 1024, "serve: concurrent clients"),
     ("--requests", 2000, 1_000_000, "serve: requests in all"),
     ("--photos", 1000, 100_000, "engine: photos in the generated folder (640x480 JPEGs, a face)"),
+    ("--frames", 1800, 1_000_000, "video: frames of the generated 640x480 clip (a face)"),
 )
 
 

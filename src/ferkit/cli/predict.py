@@ -74,6 +74,21 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         "--every", type=POSITIVE_INT, default=1, help="videos: analyse every N-th frame"
     )
     sp.add_argument(
+        "--smooth",
+        type=number(float, min=0, below=1),
+        default=0.0,
+        metavar="S",
+        help="videos and --camera: smooth each tracked face's probabilities over time, S x the "
+        "previous frame's + (1 - S) x this one's (0.8: about a 5-frame memory; default 0: off)",
+    )
+    sp.add_argument(
+        "--timeline",
+        metavar="DIR",
+        help="videos: write NAME.timeline.csv (a row per face per analysed frame: time, track "
+        "id, box, seven probabilities) and NAME.timeline.png (each face's probabilities over "
+        "time) to DIR, mirrored as --out's copies",
+    )
+    sp.add_argument(
         "--margin",
         type=number(float, min=0, max=4),
         help="context around each detected face, as a fraction of its side (default 0: "
@@ -86,7 +101,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
         type=COUNT,
         metavar="N",
         help="live window on camera N (needs a display and a GUI build of OpenCV, "
-        "opencv-python; the headless build in ferkit[detect] cannot open windows)",
+        "opencv-python; the headless build ferkit installs cannot open windows)",
     )
 
 
@@ -96,6 +111,7 @@ def _recognizer_options(args: argparse.Namespace) -> dict:
 
     return dict(
         detector=args.detector,
+        align=args.align,
         int8=args.int8,
         backend=args.backend,
         precision=args.precision,
@@ -113,6 +129,11 @@ def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
         raise UsageError("--camera runs locally: leave out --engine ray")
     if args.device not in ("auto", "cpu"):
         raise UsageError("--engine ray runs each worker on one CPU: leave out --device")
+    if args.smooth or args.timeline:
+        raise UsageError(
+            "--engine ray reads a video in pieces, untracked: --smooth and --timeline run "
+            "locally (leave out --engine ray)"
+        )
     try:
         output_format(args.out)
     except ValueError as e:
@@ -175,10 +196,12 @@ def run(args: argparse.Namespace) -> int:
         return _predict_done(args, labels, _predict_ray(args, labels))
     if args.out:  # before the model loads: --out is the folder of annotated copies
         check_output_folder(args.out, "--out is a folder for annotated copies", error=UsageError)
+    if args.timeline:
+        check_output_folder(args.timeline, "--timeline is a folder", error=UsageError)
     rec = Recognizer(args.model, device=args.device, **_recognizer_options(args))
     if args.camera is not None:
         try:
-            run_camera(rec, args.camera)
+            run_camera(rec, args.camera, smooth=args.smooth)
         except RuntimeError as e:
             raise UsageError(str(e)) from None
         return 0
@@ -193,5 +216,7 @@ def run(args: argparse.Namespace) -> int:
         as_json=args.json,
         labels=labels,
         every=args.every,
+        smooth=args.smooth,
+        timeline=args.timeline,
     )
     return _predict_done(args, labels, summary)

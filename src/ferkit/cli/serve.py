@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         device=args.device,
         detector=args.detector,
+        align=args.align,
         int8=args.int8,
         backend=args.backend,
         precision=args.precision,

@@ -10,18 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..labels import LABEL_COLOURS
 from .detect import Box
 from .recognizer import Face
 
-_COLOURS = {
-    "angry": (220, 40, 40),
-    "disgust": (120, 160, 30),
-    "fear": (150, 60, 200),
-    "happy": (250, 190, 0),
-    "sad": (40, 110, 230),
-    "surprise": (240, 110, 20),
-    "neutral": (150, 150, 150),
-}
 _PAD = 3  # pixels around the panel's text and between its rows
 _MIN_FONT = 8
 
@@ -105,9 +97,11 @@ def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
     font = _font(size)
     line = max(2, height // 300)
     for f in faces:
-        b, colour = f.box, _COLOURS.get(f.label, (0, 200, 0))
+        b, colour = f.box, LABEL_COLOURS.get(f.label, (0, 200, 0))
         draw.rectangle([b.x, b.y, b.x + b.w, b.y + b.h], outline=colour, width=line)
         text = f"{f.label} {100 * f.confidence:.0f}%"
+        if f.track is not None:  # a video's face: its id, as the timeline names it
+            text = f"#{f.track} {text}"
         tx, ty = b.x, max(0, b.y - size - 4)
         box = draw.textbbox((tx, ty), text, font=font)
         draw.rectangle([box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2], fill=colour)
@@ -121,6 +115,6 @@ def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
             y = p.row_top(k)
             draw.text((p.x + _PAD, y), label, fill=(255, 255, 255), font=pfont)
             draw.rectangle([bar_x, y + 1, bar_x + p.bar_w, y + text_h], fill=(70, 70, 70))
-            fill = _COLOURS.get(label, (0, 200, 0))
+            fill = LABEL_COLOURS.get(label, (0, 200, 0))
             draw.rectangle([bar_x, y + 1, bar_x + int(p.bar_w * prob), y + text_h], fill=fill)
     return np.asarray(im)

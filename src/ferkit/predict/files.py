@@ -18,6 +18,7 @@ from ..images import IMAGE_SUFFIXES, ImageError, load_image
 from ..labels import LABELS
 from ..userfiles import NOT_REGULAR, looks_binary, path_problem, read_head, require_file
 from .recognizer import Face, Recognizer
+from .tracking import FaceTracker, write_timeline
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 
@@ -153,8 +154,13 @@ def predict_paths(
     every: int = 1,
     progress: bool = True,
     emit: Callable[[str], None] = print,
+    smooth: float = 0.0,
+    timeline: str | None = None,
 ) -> BatchSummary:
-    """Run ``rec`` over every image and video below ``paths``."""
+    """Run ``rec`` over every image and video below ``paths``. In a video each face is
+    tracked (``Face.track``), its probabilities smoothed over time by ``smooth``
+    (:class:`~.tracking.FaceTracker`); with ``timeline`` (a folder) each video's
+    ``NAME.timeline.csv`` and ``.png`` go there, mirrored as the annotated copies are."""
     files = iter_inputs(paths)
     inputs = {os.path.realpath(i.path) for i in files}
     written: set[str] = set()  # annotated copies made by this call: two inputs never share one
@@ -168,9 +174,12 @@ def predict_paths(
         f = item.path
         summary.files += 1
         try:
-            dest = _annotated_path(item, out, inputs, written) if out else None
+            dest = _mirrored_path(item, out, ANNOTATED, inputs, written) if out else None
             if Path(f).suffix.lower() in VIDEO_SUFFIXES:
-                faces_by_frame = _predict_video(rec, f, detect, dest, every, progress)
+                tracker = FaceTracker(smoothing=smooth)
+                faces_by_frame = _predict_video(rec, f, detect, dest, every, tracker)
+                if timeline:
+                    _write_timeline(item, faces_by_frame, timeline, inputs, written)
             else:
                 rgb = load_image(f, max_pixels=rec.max_pixels)
                 faces_by_frame = [(None, rec.predict(rgb, detect=detect))]
@@ -238,22 +247,50 @@ def warn_line(msg: str) -> None:
     say(f"ferkit: {msg}")
 
 
-def _annotated_path(item: Input, out: str, inputs: set[str], written: set[str]) -> Path:
-    """Where ``item``'s annotated copy goes: its relative path mirrored below ``out`` (a video
-    as NAME.annotated.mp4). Refused (ImageError) where that is an input or another input's copy."""
-    dest = Path(out) / item.rel
-    if Path(item.path).suffix.lower() in VIDEO_SUFFIXES:
-        dest = dest.with_name(dest.stem + ".annotated.mp4")
+#: The names of what ``predict`` writes for an input below a folder (a video's annotated copy,
+#: its timeline), from the input's own name.
+ANNOTATED = {"video": "{stem}.annotated.mp4", "photo": "{name}"}
+TIMELINE = ("{stem}.timeline.csv", "{stem}.timeline.png")
+
+
+def _mirrored_path(
+    item: Input,
+    out: str,
+    name: dict[str, str] | str,
+    inputs: set[str],
+    written: set[str],
+    what: str = "annotated copy",
+) -> Path:
+    """Where ``item``'s ``what`` named ``name`` goes: its relative path mirrored below ``out``
+    (``name`` per kind of input, or one for all). Refused (ImageError) where that is an input
+    or another input's output."""
+    rel = Path(item.rel)
+    if isinstance(name, dict):
+        name = name["video" if rel.suffix.lower() in VIDEO_SUFFIXES else "photo"]
+    dest = Path(out) / rel.with_name(name.format(stem=rel.stem, name=rel.name))
     real = os.path.realpath(dest)
     if real in inputs:
-        raise ImageError(f"{item.path}: refused to write its annotated copy over the input {dest}")
+        raise ImageError(f"{item.path}: refused to write its {what} over the input {dest}")
     if real in written:
         raise ImageError(
-            f"{item.path}: its annotated copy {dest} would replace another input's: give the "
-            "inputs distinct relative paths"
+            f"{item.path}: its {what} {dest} would replace another input's: give the inputs "
+            "distinct relative paths"
         )
     written.add(real)
     return dest
+
+
+def _write_timeline(
+    item: Input,
+    frames: list[tuple[int, list[Face]]],
+    folder: str,
+    inputs: set[str],
+    written: set[str],
+) -> None:
+    csv_path, png_path = (
+        _mirrored_path(item, folder, n, inputs, written, "timeline") for n in TIMELINE
+    )
+    write_timeline(frames, video_fps(item.path), csv_path, png_path, title=item.rel)
 
 
 def _save_annotated(rgb, faces: list[Face], dest: Path) -> None:
@@ -283,22 +320,34 @@ def _format_for(p: Path) -> str:
 
 
 def _predict_video(
-    rec: Recognizer, path: str, detect: bool, dest: Path | None, every: int, progress: bool
+    rec: Recognizer,
+    path: str,
+    detect: bool,
+    dest: Path | None,
+    every: int,
+    tracker: FaceTracker,
 ) -> list[tuple[int, list[Face]]]:
-    """Faces per analysed frame (every ``every``-th); an annotated copy of the video at ``dest``."""
+    """Tracked faces per analysed frame (every ``every``-th); an annotated copy of the video
+    at ``dest``."""
     fps = video_fps(path)  # first: without OpenCV, the clear error
     if dest is None:
-        return [(k, rec.predict(bgr, color="bgr", detect=detect)) for k, bgr in _every(path, every)]
+        return [
+            (k, tracker.update(rec.predict(bgr, color="bgr", detect=detect)))
+            for k, bgr in iter_frames(path)
+            if k % every == 0
+        ]
     with atomic_path(dest) as work:  # OpenCV writes by name: into a temporary, then one rename
-        return _predict_video_into(rec, path, detect, work, every, fps)
-
-
-def _every(path: str, every: int) -> Iterator[tuple[int, object]]:
-    return ((k, bgr) for k, bgr in iter_frames(path) if k % every == 0)
+        return _predict_video_into(rec, path, detect, work, every, fps, tracker)
 
 
 def _predict_video_into(
-    rec: Recognizer, path: str, detect: bool, dest: Path, every: int, fps: float
+    rec: Recognizer,
+    path: str,
+    detect: bool,
+    dest: Path,
+    every: int,
+    fps: float,
+    tracker: FaceTracker,
 ) -> list[tuple[int, list[Face]]]:
     import cv2
 
@@ -308,7 +357,7 @@ def _predict_video_into(
     try:
         for k, bgr in iter_frames(path):
             if k % every == 0:
-                faces = rec.predict(bgr, color="bgr", detect=detect)
+                faces = tracker.update(rec.predict(bgr, color="bgr", detect=detect))
                 results.append((k, faces))
             rgb = annotate(bgr[..., ::-1].copy(), results[-1][1] if results else [])
             if writer is None:
@@ -328,7 +377,9 @@ def _open_video(path: str):
     try:
         import cv2
     except ImportError:
-        raise ImageError(f"{path}: videos need OpenCV: pip install 'ferkit[detect]'") from None
+        raise ImageError(
+            f"{path}: videos need OpenCV: pip install opencv-python-headless"
+        ) from None
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise ImageError(f"{path}: unreadable video")
@@ -384,8 +435,8 @@ def iter_frames(path: str, start: int = 0, stop: int | None = None) -> Iterator[
         cap.release()
 
 
-def run_camera(rec: Recognizer, index: int) -> None:
-    """A live window with the camera's faces labelled; q or Esc quits."""
+def run_camera(rec: Recognizer, index: int, smooth: float = 0.0) -> None:
+    """A live window with the camera's faces labelled and tracked; q or Esc quits."""
     try:
         import cv2
     except ImportError:
@@ -395,12 +446,14 @@ def run_camera(rec: Recognizer, index: int) -> None:
     cap = cv2.VideoCapture(index)
     if not cap.isOpened():
         raise RuntimeError(f"camera {index} could not be opened")
+    tracker = FaceTracker(smoothing=smooth)
     try:
         while True:
             ok, bgr = cap.read()
             if not ok:
                 break
-            shown = annotate(bgr[..., ::-1].copy(), rec.predict(bgr, color="bgr"))[..., ::-1]
+            faces = tracker.update(rec.predict(bgr, color="bgr"))
+            shown = annotate(bgr[..., ::-1].copy(), faces)[..., ::-1]
             try:
                 cv2.imshow("ferkit", shown)
             except cv2.error:

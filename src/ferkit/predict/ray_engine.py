@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..images import MAX_PIXELS, ImageError, load_image
 from ..labels import LABELS
+from .detect import DEFAULT_DETECTOR
 from .files import (
     VIDEO_SUFFIXES,
     BatchSummary,
@@ -40,7 +41,17 @@ TASKS_PER_CALL = 4
 #: Suffixes ``--out`` may have with ``--engine ray``.
 OUTPUT_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
 #: The columns of a record, in the order ``predict --json`` prints them.
-RECORD_KEYS = ("file", "frame", "box", "label", "scores", "probabilities", "confidence")
+RECORD_KEYS = (
+    "file",
+    "frame",
+    "box",
+    "eyes",
+    "label",
+    "scores",
+    "probabilities",
+    "confidence",
+    "track",
+)
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'ferkit[ray]'"
 #: The ``error`` of a photo or frame in which no face was found (warned, not a failure).
@@ -73,7 +84,8 @@ class RecognizerSpec:
     detect: bool = True
     every: int = 1
     threads: int = 1
-    detector: str = "haar"
+    detector: str = DEFAULT_DETECTOR
+    align: bool = True
 
     def build(self):
         import torch
@@ -85,6 +97,7 @@ class RecognizerSpec:
             self.model,
             device="cpu",
             detector=self.detector,
+            align=self.align,
             views=self.views,
             margin=self.margin,
             max_pixels=self.max_pixels,
@@ -126,10 +139,12 @@ def record_schema():
             ("file", pa.string()),
             ("frame", pa.int64()),
             ("box", box),
+            ("eyes", pa.list_(pa.list_(pa.float64(), 2), 2)),
             ("label", pa.string()),
             ("scores", labels),
             ("probabilities", labels),
             ("confidence", pa.float64()),
+            ("track", pa.int64()),  # null: the engine reads a video in pieces, untracked
             ("error", pa.string()),
         ]
     )

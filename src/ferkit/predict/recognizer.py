@@ -8,6 +8,7 @@ Two calls from a photo to ``[(box, label, scores)]``::
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..images import MAX_PIXELS, load_grey
+from ..images import MAX_PIXELS, load_grey, load_image, to_grey
 from ..labels import IMAGE_SIZE
-from .detect import Box, FaceDetector, create_detector
+from .detect import DEFAULT_DETECTOR, Box, FaceDetector, create_detector
 
 #: Extra context around a detected box on each side, as a fraction of its side. FER-2013
 #: frames a face as the Haar box itself (box side / frame side: median 0.98 over 1,559
@@ -38,27 +39,49 @@ class Face:
     scores: dict[str, float]
     probabilities: dict[str, float]
     confidence: float
+    track: int | None = None  # in a video: the id that follows the face (tracking.FaceTracker)
 
     def to_dict(self) -> dict:
         """The ``predict --json`` object, without ``file``/``frame``."""
+        eyes = self.box.eyes
         return {
             "box": self.box.to_dict(),
+            "eyes": None if eyes is None else [[round(v, 1) for v in p] for p in eyes],
             "label": self.label,
             "scores": self.scores,
             "probabilities": self.probabilities,
             "confidence": self.confidence,
+            "track": self.track,
         }
 
     def __iter__(self):  # unpacks as (box, label, scores), the shape users of `fer` expect
         return iter((self.box, self.label, self.scores))
 
 
-def crop_face(grey: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.ndarray:
-    """A square 48x48 crop around ``box`` with ``margin`` on each side; edges replicated."""
+def crop_face(
+    grey: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN, roll: float = 0.0
+) -> np.ndarray:
+    """A square 48x48 crop around ``box`` with ``margin`` on each side, turned by ``roll``
+    degrees (:attr:`Box.roll`: the eyes level); edges replicated."""
     from PIL import Image
 
     side = max(box.w, box.h) * (1 + 2 * margin)
     cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    if not roll:
+        sub = _cut_square(grey, cx, cy, side)
+        return np.asarray(Image.fromarray(sub).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR))
+    # Cut upright with room for the turn, shrink (antialiased) to 48 px a face side plus that
+    # room, turn about the centre and keep the middle 48 px.
+    t = math.radians(roll)
+    room = math.ceil(IMAGE_SIZE * (abs(math.cos(t)) + abs(math.sin(t)) - 1) / 2)
+    n = IMAGE_SIZE + 2 * room
+    sub = Image.fromarray(_cut_square(grey, cx, cy, side * n / IMAGE_SIZE))
+    turned = sub.resize((n, n), Image.BILINEAR).rotate(roll, Image.BILINEAR)
+    return np.asarray(turned.crop((room, room, room + IMAGE_SIZE, room + IMAGE_SIZE)))
+
+
+def _cut_square(grey: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:
+    """The ``side`` square centred on (cx, cy), the image's edges replicated where it leaves it."""
     x0, y0 = round(cx - side / 2), round(cy - side / 2)
     s = max(1, round(side))
     h, w = grey.shape
@@ -66,7 +89,7 @@ def crop_face(grey: np.ndarray, box: Box, margin: float = DEFAULT_MARGIN) -> np.
     pad = ((max(0, -y0), max(0, y0 + s - h)), (max(0, -x0), max(0, x0 + s - w)))
     if any(p for pair in pad for p in pair):
         sub = np.pad(sub, pad, mode="edge")
-    return np.asarray(Image.fromarray(sub).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR))
+    return sub
 
 
 class Recognizer:
@@ -76,14 +99,15 @@ class Recognizer:
     face; needs the calibration ``ferkit quantize`` writes beside the weights);
     ``backend="onnx"`` runs it with ONNX Runtime (a ``.onnx`` file, or any model converted).
     ``precision`` is the network's compute precision (``device.PRECISIONS``; auto: bf16 where
-    the hardware has it).
+    the hardware has it). ``align`` turns each face upright by its eyes where the detector
+    gives them (BlazeFace does, Haar does not).
     """
 
     def __init__(
         self,
         model=None,
         device: str = "auto",
-        detector: str | FaceDetector = "haar",
+        detector: str | FaceDetector = DEFAULT_DETECTOR,
         views: str = DEFAULT_VIEWS,
         margin: float = DEFAULT_MARGIN,
         batch: int = 128,
@@ -91,6 +115,7 @@ class Recognizer:
         int8: bool = False,
         backend: str = "torch",
         precision: str = "auto",
+        align: bool = True,
     ):
         from ..device import autocast_dtype, resolve_device
         from ..fermodel.model import FerModel
@@ -107,6 +132,7 @@ class Recognizer:
         if views not in ("center", "eval1"):
             raise ValueError(f"views must be 'center' or 'eval1', not {views!r}")
         self.views, self.margin, self.batch, self.max_pixels = views, margin, batch, max_pixels
+        self.align = align
         self._detector_spec = detector
         self._detectors = threading.local()
         self._dtype = autocast_dtype(dev, precision)
@@ -145,15 +171,29 @@ class Recognizer:
             results[i].append(face)
         return results
 
+    def decode(
+        self, image, color: str = "rgb", detect: bool = True, max_pixels: int | None = None
+    ) -> np.ndarray:
+        """The pixels :meth:`find_faces` needs of an image (path, bytes, PIL image or array):
+        RGB (H, W, 3) for a detector that sees colour, else grey (H, W), a third the memory.
+        Larger than ``max_pixels`` (default: the recognizer's) is an ImageError."""
+        load = load_image if detect and self.detector.color else load_grey
+        return load(image, color=color, max_pixels=max_pixels or self.max_pixels)
+
     def find_faces(
         self, image, color: str = "rgb", detect: bool = True
     ) -> list[tuple[Box, np.ndarray]]:
-        """(box, 48x48 grey crop) for each face, largest first; the whole image if not ``detect``."""
-        grey = load_grey(image, color=color, max_pixels=self.max_pixels)
+        """(box, 48x48 grey crop) for each face, largest first; the whole image if not ``detect``.
+        With ``align`` (the default) a box with eyes is cropped with its eyes level."""
+        pixels = self.decode(image, color, detect)
+        grey = to_grey(pixels) if pixels.ndim == 3 else pixels
         h, w = grey.shape
         if not detect:
             return [(Box(0, 0, w, h), crop_face(grey, Box(0, 0, w, h), margin=0.0))]
-        return [(b, crop_face(grey, b, self.margin)) for b in self.detector.detect(grey)]
+        return [
+            (b, crop_face(grey, b, self.margin, b.roll if self.align else 0.0))
+            for b in self.detector.detect(pixels)
+        ]
 
     @torch.no_grad()
     def classify(

@@ -353,18 +353,18 @@ def _infer(
     detect: bool,
     max_pixels: int,
 ):
-    """(width, height, faces) of one upload: decoded (grey only: the faces need no colour)
+    """(width, height, faces) of one upload: decoded (grey where the detector needs no colour)
     and detected in this worker thread while its pixels fit the decoding budget, the faces
     then classified in the batch they join."""
     import numpy as np
 
-    from ..images import image_pixels, load_grey
+    from ..images import image_pixels
 
     with decoding.hold(min(image_pixels(data), max_pixels)):
-        grey = load_grey(data, max_pixels=max_pixels)
-        height, width = grey.shape
-        found = recognizer.find_faces(grey, detect=detect)
-        del grey
+        pixels = recognizer.decode(data, detect=detect, max_pixels=max_pixels)
+        height, width = pixels.shape[:2]
+        found = recognizer.find_faces(pixels, detect=detect)
+        del pixels
     if not found:
         return width, height, []
     faces = batcher.classify(np.stack([c for _, c in found]), [b for b, _ in found], views)

@@ -76,7 +76,7 @@ function draw(source, answer) {
     const colour = COLOURS[f.label] || "#0c0";
     ctx.strokeStyle = colour;
     ctx.strokeRect(x, y, w, h);
-    const text = `${f.label} ${Math.round(100 * f.confidence)}%`;
+    const text = (f.track ? `#${f.track} ` : "") + `${f.label} ${Math.round(100 * f.confidence)}%`;
     ctx.fillStyle = colour;
     ctx.fillRect(x, Math.max(0, y - size - 6), ctx.measureText(text).width + 8, size + 6);
     ctx.fillStyle = "#000";
@@ -87,7 +87,7 @@ function draw(source, answer) {
   const list = document.getElementById("faces");
   list.replaceChildren(...answer.faces.map((f, i) => {
     const li = document.createElement("li");
-    li.textContent = `face ${i + 1}: ${f.label} (${Math.round(100 * f.confidence)}%)`;
+    li.textContent = `face ${f.track ? "#" + f.track : i + 1}: ${f.label} (${Math.round(100 * f.confidence)}%)`;
     li.className = "face";
     return li;
   }));
@@ -117,15 +117,78 @@ drop.addEventListener("drop", (e) => {
   showFile(e.dataTransfer.files[0]);
 });
 
+// Webcam faces followed from frame to frame in the page (the server keeps no state between
+// requests): ferkit.predict.tracking.FaceTracker's rule. Each track's next box is its last
+// plus its velocity; faces join the predicted boxes they overlap most (IoU >= 0.2), best
+// pairs first; the rest start new tracks; a track unseen for 10 frames ends.
+function iou(a, b) {
+  const x0 = Math.max(a.x, b.x), y0 = Math.max(a.y, b.y);
+  const x1 = Math.min(a.x + a.w, b.x + b.w), y1 = Math.min(a.y + a.h, b.y + b.h);
+  const inter = Math.max(0, x1 - x0) * Math.max(0, y1 - y0);
+  const union = a.w * a.h + b.w * b.h - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+class FaceTracker {
+  constructor(minIou = 0.2, maxMissed = 10) {
+    this.minIou = minIou;
+    this.maxMissed = maxMissed;
+    this.tracks = [];
+    this.nextId = 1;
+  }
+
+  predicted(t) {
+    const k = 1 + t.missed, v = t.velocity;
+    return { x: t.box.x + v.x * k, y: t.box.y + v.y * k,
+             w: Math.max(1, t.box.w + v.w * k), h: Math.max(1, t.box.h + v.h * k) };
+  }
+
+  // Sets each face's `track` (its id) and returns the faces.
+  update(faces) {
+    const pairs = [];
+    this.tracks.forEach((t, ti) => faces.forEach((f, fi) => {
+      pairs.push([iou(this.predicted(t), f.box), ti, fi]);
+    }));
+    pairs.sort((a, b) => b[0] - a[0]);
+    const trackOf = new Map(), taken = new Set();
+    for (const [overlap, ti, fi] of pairs) {
+      if (overlap < this.minIou) break;
+      if (taken.has(ti) || trackOf.has(fi)) continue;
+      taken.add(ti);
+      trackOf.set(fi, this.tracks[ti]);
+    }
+    this.tracks.forEach((t, ti) => { if (!taken.has(ti)) t.missed += 1; });
+    faces.forEach((f, fi) => {
+      let t = trackOf.get(fi);
+      if (!t) {
+        t = { id: this.nextId++, box: f.box, velocity: { x: 0, y: 0, w: 0, h: 0 }, missed: 0 };
+        this.tracks.push(t);
+      } else {
+        for (const k of ["x", "y", "w", "h"]) {
+          t.velocity[k] = 0.5 * t.velocity[k] + 0.5 * (f.box[k] - t.box[k]) / (1 + t.missed);
+        }
+        t.box = f.box;
+        t.missed = 0;
+      }
+      f.track = t.id;
+    });
+    this.tracks = this.tracks.filter((t) => t.missed <= this.maxMissed);
+    return faces;
+  }
+}
+
 async function cameraLoop() {
   const grab = document.createElement("canvas");
+  const tracker = new FaceTracker();
   while (streaming) {
     grab.width = video.videoWidth;
     grab.height = video.videoHeight;
     grab.getContext("2d").drawImage(video, 0, 0);
     const blob = await new Promise((r) => grab.toBlob(r, "image/jpeg", 0.85));
     try {
-      draw(grab, await predict(blob));
+      const answer = await predict(blob);
+      tracker.update(answer.faces);
+      draw(grab, answer);
       status.textContent = "Webcam: live.";
     } catch (e) {
       status.textContent = "Error: " + e.message;
