@@ -17,6 +17,7 @@ from PIL import Image
 from ferkit.images import load_image, sample_photo
 from ferkit.predict.blazeface import (
     VARIANTS,
+    compiled_graph,
     decode,
     detect_faces,
     letterbox,
@@ -59,13 +60,16 @@ def _tflite(variant: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return regressors, scores
 
 
+@pytest.mark.parametrize("graph", [load_graph, compiled_graph], ids=["eager", "compiled"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_the_port_computes_what_the_tflite_runtime_does(variant):
+def test_the_port_computes_what_the_tflite_runtime_does(variant, graph):
+    """Both the readable graph and the traced, frozen one that ``detect_faces`` runs."""
     pytest.importorskip("ai_edge_litert")
     found = 0
     for rgb in _photos():
         x, *_ = letterbox(rgb, VARIANTS[variant].side)
-        ours = [t[0].numpy() for t in load_graph(variant)(x)]
+        with torch.inference_mode():
+            ours = [t[0].numpy() for t in graph(variant)(x)]
         theirs = [t[0] for t in _tflite(variant, x.permute(0, 2, 3, 1).numpy())]
         for a, b in zip(ours, theirs, strict=True):
             assert a.shape == b.shape
@@ -119,10 +123,14 @@ def test_weighted_nms_blends_overlaps_and_keeps_apart_faces():
     assert weighted_nms(np.zeros((0, 16)), np.zeros(0))[0].shape == (0, 16)
 
 
-def test_the_graph_runs_batches():
-    x = torch.zeros(3, 3, 128, 128)
-    regressors, scores = load_graph("short-range")(x)
+@pytest.mark.parametrize("graph", [load_graph, compiled_graph], ids=["eager", "compiled"])
+def test_the_graph_runs_batches(graph):
+    x = torch.rand(3, 3, 128, 128) * 2 - 1
+    with torch.inference_mode():
+        regressors, scores = graph("short-range")(x)
+        one = graph("short-range")(x[1:2])
     assert regressors.shape == (3, 896, 16) and scores.shape == (3, 896, 1)
+    assert torch.allclose(one[0][0], regressors[1], atol=1e-3)  # each photo on its own
 
 
 def test_as_a_detector_its_box_is_the_fer_frame_like_haars(monkeypatch):

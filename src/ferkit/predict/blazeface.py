@@ -156,6 +156,21 @@ def load_graph(variant: str = "short-range") -> TFLiteGraph:
     return graph.eval().requires_grad_(False)
 
 
+@functools.cache
+def compiled_graph(variant: str = "short-range") -> torch.jit.ScriptModule:
+    """:func:`load_graph`'s network traced at its input size and frozen (constants folded,
+    convolutions fused with their activations): the operators run without Python between
+    them, about twice as fast for one photo (``ferkit benchmark predict``). Made once per
+    process; :func:`load_graph` stays the readable reference the tests compare it with."""
+    import warnings
+
+    graph, side = load_graph(variant), VARIANTS[variant].side
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on sizes: the input size is fixed
+        traced = torch.jit.trace(graph, torch.zeros(1, 3, side, side), check_trace=False)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+
+
 # --- anchors, decoding, suppression --------------------------------------------------------
 
 
@@ -242,7 +257,9 @@ def letterbox(rgb: np.ndarray, side: int) -> tuple[torch.Tensor, float, float, f
     n = max(h, w)
     scale = side / n
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR))
+    # reducing_gap: a box filter down to twice the size first, then bilinear (0.6 against
+    # 1.0 ms for a 640x480 photo, the same to within a grey level or two)
+    small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR, reducing_gap=2.0))
     ox, oy = (side - nw) // 2, (side - nh) // 2
     square = np.zeros((side, side, 3), np.uint8)
     square[oy : oy + nh, ox : ox + nw] = small
@@ -255,7 +272,7 @@ def detect_faces(rgb: np.ndarray, variant: str = "short-range") -> list[Detectio
     side = VARIANTS[variant].side
     x, n, pad_x, pad_y = letterbox(rgb, side)
     with torch.inference_mode():
-        regressors, scores = load_graph(variant)(x)
+        regressors, scores = compiled_graph(variant)(x)
     dets, p = decode(regressors[0].numpy(), scores[0].numpy(), variant)
     faces, p = weighted_nms(dets, p)
     out = []
