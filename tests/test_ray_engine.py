@@ -63,11 +63,20 @@ SAME = dict(views=VIEWS, precision="fp32")
 
 
 def _local(model, paths, **kw) -> list[dict]:
+    """The local path's records, on one torch thread as each Ray worker runs (BlazeFace's
+    boxes can move by a pixel with the thread count: the sums are split differently)."""
+    import torch
+
     out: list[dict] = []
-    predict_paths(
-        Recognizer(model, **SAME), [str(p) for p in paths], as_json=True, progress=False,
-        emit=lambda line: out.append(json.loads(line)), **kw,
-    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        predict_paths(
+            Recognizer(model, **SAME), [str(p) for p in paths], as_json=True, progress=False,
+            emit=lambda line: out.append(json.loads(line)), **kw,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

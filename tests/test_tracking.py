@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ferkit.images import load_image, sample_photo
 from ferkit.labels import LABELS
 from ferkit.predict.detect import Box
 from ferkit.predict.recognizer import Face
@@ -70,26 +70,15 @@ def test_smoothing_mixes_each_tracks_probabilities_over_time():
         FaceTracker(smoothing=1.0)
 
 
-def _two_face_clip(path, frames: int = 36) -> list[tuple[tuple[int, int, int], ...]]:
-    """A 640x480 clip of two real faces (the sample photo's face and its mirror image) that
-    move towards each other, one growing and one shrinking, and overlap as they pass; returns
-    each frame's squares (x, y, side) of the two."""
-    import cv2
+def _two_faces_clip(path):
+    """scripts/make_demo_clip.py's clip (the README's timeline is made from it)."""
+    import importlib.util
 
-    photo = load_image(sample_photo())[10:190, 80:260]  # the face and a little around it
-    faces = [photo, photo[:, ::-1].copy()]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (640, 480))
-    truth = []
-    for t in range(frames):
-        canvas = np.full((480, 640, 3), 200, np.uint8)
-        squares = ((20 + 12 * t, 60, 180 + 2 * t), (420 - 12 * t, 140, 240 - 2 * t))
-        for img, (x, y, side) in zip(faces, squares, strict=True):
-            small = np.asarray(Image.fromarray(img).resize((side, side)))
-            canvas[y : y + side, x : x + side] = small[: 480 - y, : 640 - x]
-        writer.write(canvas[..., ::-1].copy())
-        truth.append(squares)
-    writer.release()
-    return truth
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_demo_clip.py"
+    spec = importlib.util.spec_from_file_location("make_demo_clip", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.two_faces_clip(path)
 
 
 def test_a_clip_of_two_real_faces_that_cross_keeps_their_ids(tiny_run, tmp_path):
@@ -97,7 +86,7 @@ def test_a_clip_of_two_real_faces_that_cross_keeps_their_ids(tiny_run, tmp_path)
     from cli_run import run_cli
 
     clip = tmp_path / "two.mp4"
-    truth = _two_face_clip(clip)
+    truth = _two_faces_clip(clip)
     r = run_cli(
         "predict", str(clip), "--model", str(tiny_run), "--json", "--views", "center",
         "--timeline", str(tmp_path / "tl"),

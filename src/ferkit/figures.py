@@ -139,11 +139,16 @@ def track_timelines(
     title: str,
 ) -> None:
     """A video's faces over time: one panel per track (id -> (times in s, probabilities
-    (T, 7))), the seven probabilities as lines in the annotated copies' colours."""
+    (T, 7)); a row of NaNs where the face was not seen, a gap in its lines), the seven
+    probabilities as lines in the annotated copies' colours."""
     plt = _pyplot()
     ids = sorted(tracks) or [None]
-    fig, axes = plt.subplots(len(ids), 1, figsize=(9, 1.2 + 1.9 * len(ids)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(ids), 1, figsize=(9, 1.3 + 1.9 * len(ids)), squeeze=False, sharex=True
+    )
     for ax, tid in zip(axes[:, 0], ids, strict=True):
+        ax.set(ylim=(0, 1))
+        ax.grid(alpha=0.3)
         if tid is None:
             ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
             continue
@@ -151,23 +156,18 @@ def track_timelines(
         probs = np.asarray(probs, dtype=float).reshape(len(times), len(LABELS))
         for k, label in enumerate(LABELS):
             colour = np.asarray(LABEL_COLOURS[label]) / 255
-            ax.plot(
-                times,
-                probs[:, k],
-                ".-" if len(times) < 3 else "-",
-                color=colour,
-                label=label,
-                lw=1.2,
-                ms=3,
-            )
-        ax.set(ylim=(0, 1), ylabel=f"face #{tid}")
-        ax.grid(alpha=0.3)
+            ax.plot(times, probs[:, k], ".-", color=colour, label=label, lw=1.2, ms=2)
+        ax.set_ylabel(f"face #{tid}")
     axes[-1, 0].set_xlabel("time (s)")
+    fig.suptitle(title, fontsize=10)
     handles, names = axes[0, 0].get_legend_handles_labels()
+    top = 1 - 0.75 / fig.get_figheight()  # room for the title and one row of labels
     if handles:
-        fig.legend(handles, names, loc="upper center", ncol=len(LABELS), fontsize=8, frameon=False)
-    fig.suptitle(title, fontsize=10, y=0.995)
-    fig.tight_layout(rect=(0, 0, 1, 0.93 if len(ids) > 1 else 0.86))
+        fig.legend(
+            handles, names, loc="lower center", bbox_to_anchor=(0.5, top), ncol=len(LABELS),
+            fontsize=8, frameon=False,
+        )  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, top))
     _save(fig, out)
 
 

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..device import resolve_device
     from ..evaluation.evaluate import evaluate, model_identity, report_dict, write_reports
-    from ..fermodel.onnx import load_with_backend
+    from ..fermodel.ensemble import load_models
     from ..fermodel.views import METHODS
 
     for flag, what in (("out", "--out is a folder for the reports"), ("resume", "--resume")):
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_with_backend(
-        args.model,
+    model = load_models(
+        args.model or [None],
         resolve_device(args.device, args.int8 or args.backend == "onnx"),
         int8=args.int8,
         backend=args.backend,

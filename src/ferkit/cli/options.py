@@ -29,8 +29,11 @@ def model_args(sp: argparse.ArgumentParser) -> None:
     trained model takes them."""
     sp.add_argument(
         "--model",
+        nargs="+",
+        metavar="MODEL",
         help="model.safetensors, run folder or (--backend onnx) .onnx file (default: the shipped "
-        "model)",
+        "model); several: an ensemble that averages their scores (raw scores for models with "
+        "the same loss, calibrated probabilities where the losses differ)",
     )
     add_device_option(sp)
     sp.add_argument(

@@ -139,10 +139,10 @@ def _predict_ray(args: argparse.Namespace, labels: dict[str, str] | None):
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.out:
-        inputs = [*args.paths, args.labels, args.model]
+        inputs = [*args.paths, args.labels, *(args.model or [])]
         check_output(args.out, inputs=inputs, overwrite=args.overwrite, error=UsageError)
     spec = RecognizerSpec(
-        model=None if args.model is None else os.path.abspath(args.model),
+        model=None if args.model is None else tuple(os.path.abspath(m) for m in args.model),
         detect=not args.no_detect,
         every=args.every,
         **_recognizer_options(args),

@@ -9,6 +9,7 @@ import sys
 import time
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -198,13 +199,19 @@ def _result(model, name, method, labels, scores, seconds, cells, keys) -> EvalRe
     return result
 
 
-def model_identity(model_path: str | os.PathLike | None, int8: bool, backend: str) -> str:
-    """What ties saved scores to a model (``evaluate --resume``): its weights' SHA-256, and the
-    int8 or ONNX form that computes them."""
+def model_identity(
+    model_path: str | os.PathLike | Sequence[str | os.PathLike | None] | None,
+    int8: bool,
+    backend: str,
+) -> str:
+    """What ties saved scores to a model (``evaluate --resume``): its weights' SHA-256 (each
+    member's, for an ensemble), and the int8 or ONNX form that computes them."""
     from ..fermodel.files import file_sha256, model_file, shipped_model_path
 
-    weights = model_file(model_path) if model_path else shipped_model_path()
-    return file_sha256(weights) + ("+int8" if int8 else "") + ("+onnx" if backend == "onnx" else "")
+    paths = model_path if isinstance(model_path, list | tuple) else [model_path]
+    weights = [model_file(p) if p else shipped_model_path() for p in paths]
+    form = ("+int8" if int8 else "") + ("+onnx" if backend == "onnx" else "")
+    return "+".join(file_sha256(w) for w in weights) + form
 
 
 def view_breakdown(
@@ -278,17 +285,23 @@ def _bar(total: int, desc: str, enabled: bool):
 # --------------------------------------------------------------------------- reports
 
 
-def report_dict(model: FerModel, path: str | os.PathLike | None, results: list[EvalResult]) -> dict:
+def report_dict(model: FerModel, path, results: list[EvalResult]) -> dict:
     """The ``report.json`` object (docs/CONTRACT.md)."""
     return {
         "model": {
             "arch": model.meta.arch,
             "loss": model.loss,
             "params": model.params,
-            "path": str(path) if path else "shipped",
+            "path": _model_path_text(path),
         },
         "results": [r.to_dict() for r in results],
     }
+
+
+def _model_path_text(path) -> str:
+    """The report's model path: "shipped", a path, or an ensemble's paths joined by " + "."""
+    paths = path if isinstance(path, list | tuple) else [path]
+    return " + ".join(str(p) if p else "shipped" for p in paths)
 
 
 def report_markdown(report: dict) -> str:

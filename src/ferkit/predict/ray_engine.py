@@ -72,9 +72,10 @@ class Task:
 class RecognizerSpec:
     """What each actor needs to build its own :class:`~ferkit.predict.recognizer.Recognizer`: plain
     values, so that it travels to workers on other machines. ``model`` must be a path every
-    worker can read (or None: the shipped model, inside the installed package)."""
+    worker can read, or several (an ensemble), or None: the shipped model, inside the
+    installed package."""
 
-    model: str | None = None
+    model: str | tuple[str, ...] | None = None
     views: str = "eval1"
     margin: float = 0.0
     max_pixels: int = MAX_PIXELS

@@ -100,7 +100,8 @@ class Recognizer:
     ``backend="onnx"`` runs it with ONNX Runtime (a ``.onnx`` file, or any model converted).
     ``precision`` is the network's compute precision (``device.PRECISIONS``; auto: bf16 where
     the hardware has it). ``align`` turns each face upright by its eyes where the detector
-    gives them (BlazeFace does, Haar does not).
+    gives them (BlazeFace does, Haar does not). ``model`` may be a list of models (paths or
+    loaded): they score as one (:class:`~ferkit.fermodel.ensemble.Ensemble`).
     """
 
     def __init__(
@@ -118,17 +119,13 @@ class Recognizer:
         align: bool = True,
     ):
         from ..device import autocast_dtype, resolve_device
+        from ..fermodel.ensemble import load_models
         from ..fermodel.model import FerModel
-        from ..fermodel.onnx import load_with_backend
 
-        on_cpu = int8 or backend == "onnx" or (isinstance(model, FerModel) and model.int8)
+        given = list(model) if isinstance(model, list | tuple) else [model]
+        on_cpu = int8 or backend == "onnx" or any(isinstance(m, FerModel) and m.int8 for m in given)
         dev = resolve_device(device, int8=on_cpu)
-        if isinstance(model, FerModel):
-            if int8 and not model.int8:
-                raise ValueError("int8=True needs a model path, or a model loaded with int8=True")
-            self.model = model.to(dev)
-        else:
-            self.model = load_with_backend(model, dev, int8=int8, backend=backend)
+        self.model = load_models(given, dev, int8, backend)
         if views not in ("center", "eval1"):
             raise ValueError(f"views must be 'center' or 'eval1', not {views!r}")
         self.views, self.margin, self.batch, self.max_pixels = views, margin, batch, max_pixels

@@ -149,9 +149,16 @@ def write_timeline(
     writer.writerows(rows)
     with atomic_write(csv_path) as fh:
         fh.write(buf.getvalue().encode())
+    analysed = {k: i for i, (k, _) in enumerate(frames)}
     tracks: dict[int, tuple[list[float], list[list[float]]]] = {}
+    last: dict[int, int] = {}
     for row in rows:
         times, probs = tracks.setdefault(row[2], ([], []))
+        i = analysed[row[0]]
+        if row[2] in last and i > last[row[2]] + 1:  # unseen for a while: a gap in the lines
+            times.append(row[1])
+            probs.append([float("nan")] * len(LABELS))
+        last[row[2]] = i
         times.append(row[1])
         probs.append(row[len(TIMELINE_COLUMNS) :])
     track_timelines(tracks, png_path, title)
