@@ -15,6 +15,7 @@ import ferkit
 from ferkit.fermodel.files import shipped_model_path
 from ferkit.images import ImageError, load_image
 from ferkit.predict.detect import Box
+from ferkit.predict.ray_engine import RECORD_KEYS
 from ferkit.predict.recognizer import crop_face
 
 pytest.importorskip("cv2")
@@ -120,17 +121,7 @@ def test_cli_json_matches_api(rec, tiny_run, photo):
         assert row["file"] == str(photo) and row["frame"] is None
         assert row["box"] == f.box.to_dict() and row["label"] == f.label
         assert row["scores"] == pytest.approx(f.scores, abs=1e-5)
-        assert set(row) == {
-            "file",
-            "frame",
-            "box",
-            "eyes",
-            "label",
-            "scores",
-            "probabilities",
-            "confidence",
-            "track",
-        }
+        assert tuple(row) == RECORD_KEYS  # in the contract's order (test_contract)
 
 
 def test_annotated_copy_and_labels_summary(tiny_run, photo, tmp_path):

@@ -38,6 +38,29 @@ def get_loss(name: str):
     raise ValueError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})")
 
 
+def distillation_loss(
+    scores: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al., 2015): ``T^2 KL(q_T || softmax(s / T))``, batch
+    mean, where ``q_T`` is the teacher's probabilities ``teacher`` (N, 7) softened to
+    temperature T (their logs divided by T) and ``s`` the student's scores (an SVM model's raw
+    scores are its logits here). T^2 keeps the gradient's scale as T changes."""
+    target = (teacher.float().clamp_min(1e-12).log() / temperature).softmax(-1)
+    log_student = F.log_softmax(scores / temperature, dim=-1)
+    return temperature**2 * F.kl_div(log_student, target, reduction="batchmean")
+
+
+def distilled(loss_fn, weight: float, temperature: float):
+    """``loss_fn`` mixed with :func:`distillation_loss`: ``(1 - weight) x loss + weight x
+    distillation``, called as ``(scores, target, teacher)``."""
+
+    def loss(scores: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        hard = loss_fn(scores, target)
+        return (1 - weight) * hard + weight * distillation_loss(scores, teacher, temperature)
+
+    return loss
+
+
 def view_scores(scores: torch.Tensor, loss: str) -> torch.Tensor:
     """What is averaged over test views: raw scores for SVM, softmax probabilities for CE."""
     return scores.float() if loss == "svm" else scores.float().softmax(-1)

@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "reproduce",
     "export",
     "quantize",
+    "teach",
     "augment_preview",
     "benchmark",
 )

@@ -74,8 +74,8 @@ def detector_arg(sp: argparse.ArgumentParser) -> None:
         "--no-align",
         dest="align",
         action="store_false",
-        help="crop faces as the box lies instead of turning each upright by its eyes "
-        "(BlazeFace gives eyes, Haar does not)",
+        help="crop faces as the box lies (default: each turned upright by its eyes, where the "
+        "detector gives them: BlazeFace does, Haar does not)",
     )
 
 

@@ -53,8 +53,12 @@ class Split:
 
     def sample(self, n: int, seed: int = 0) -> Split:
         """``n`` faces drawn without replacement (all of them if fewer), reproducibly."""
-        pick = np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False)
+        pick = self.sample_indices(n, seed)
         return Split(self.images[pick], self.labels[pick])
+
+    def sample_indices(self, n: int, seed: int = 0) -> np.ndarray:
+        """Which faces :meth:`sample` draws, in its order."""
+        return np.random.default_rng(seed).choice(len(self), size=min(n, len(self)), replace=False)
 
     def fingerprint(self) -> str:
         """SHA-256 of the faces and labels: the same for the same faces in any file format or

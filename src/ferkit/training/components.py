@@ -118,13 +118,15 @@ def train_step(
     yb: torch.Tensor,
     amp: torch.dtype | None,
     clip: float | None = None,
+    teacher: torch.Tensor | None = None,
 ):
     """One SGD step on a prepared batch; returns (loss, scores), both still on the device.
 
-    ``clip`` caps the gradient's global norm (the norm stays a tensor: no host sync)."""
+    ``clip`` caps the gradient's global norm (the norm stays a tensor: no host sync);
+    ``teacher``: the batch's teacher probabilities, for a distilling ``loss_fn``."""
     with autocast(xb.device, amp):
         scores = net(xb)
-    loss = loss_fn(scores.float(), yb)
+    loss = loss_fn(scores.float(), yb) if teacher is None else loss_fn(scores.float(), yb, teacher)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if clip:

@@ -246,6 +246,28 @@ class TrainConfig:
         "recomputed: measured afresh on training centre crops before each validation",
         choices=EMA_BN,
     )
+    distill: str | None = option(
+        None,
+        "a teacher file (ferkit teach): train towards its probabilities for each Training "
+        "face as well as towards the labels (knowledge distillation; teachers that trained on "
+        "this run's validation faces make its selection optimistic: give them this run's "
+        "--seed and --val-fraction, or judge the run at a fixed epoch)",
+        metavar="FILE",
+    )
+    distill_weight: float = option(
+        0.5,
+        "--distill: the teacher's share of the loss ((1 - W) x the loss + W x the "
+        "distillation term)",
+        type=number(float, min=0, max=1),
+        metavar="W",
+    )
+    distill_temperature: float = option(
+        2.0,
+        "--distill: the temperature both the teacher's probabilities and the student's "
+        "scores are softened to",
+        type=number(float, above=0, max=100),
+        metavar="T",
+    )
     patience: int = option(
         5, "plateau: epochs without a training-loss improvement before lr/10", type=COUNT
     )
@@ -337,6 +359,10 @@ def _averaged(cfg: TrainConfig) -> bool:
     return bool(cfg.ema)
 
 
+def _distilled(cfg: TrainConfig) -> bool:
+    return cfg.distill is not None
+
+
 def _sgd(cfg: TrainConfig) -> bool:
     return cfg.optimizer == "sgd"
 
@@ -361,6 +387,7 @@ _NEEDS: dict[str, tuple[str, Callable[[TrainConfig], bool]]] = {
     },
     **{name: ("--norm-layers bn", _normed) for name in ("bn_scale", "bn_bias_lr", "bn_momentum")},
     **{name: ("--ema", _averaged) for name in ("ema_start", "ema_bn")},
+    **{name: ("--distill", _distilled) for name in ("distill_weight", "distill_temperature")},
 }
 #: The same for combinations recorded runs and recipes already hold (``reproduce`` trains every
 #: AdamW recipe with ``--nesterov``): a new run is warned, and ``--resume`` keeps working.

@@ -12,7 +12,7 @@ import torch
 
 from ..data.augment import AugmentConfig, alternating_mirror, augment, ramped_strength
 from ..fermodel.views import center_crop
-from ..losses import get_loss
+from ..losses import distilled, get_loss
 from .averaging import decay_at, recompute_batchnorm, update_ema
 from .components import (
     STATISTICS_IMAGES,
@@ -54,7 +54,13 @@ class Epochs:
             if setup.di.world > 1
             else state.net
         )
-        self.loss_fn = get_loss(cfg.loss)
+        self.loss_fn = get_loss(cfg.loss)  # what validation measures
+        #: what training minimises: the loss, mixed with the teacher's where --distill
+        self.train_loss = (
+            distilled(self.loss_fn, cfg.distill_weight, cfg.distill_temperature)
+            if data.t_train is not None
+            else self.loss_fn
+        )
         self.n_train = len(data.y_train)
         self.steps = self.n_train // cfg.batch_size  # the last partial batch is dropped
         self.local_batch = cfg.batch_size // setup.di.world
@@ -108,8 +114,16 @@ class Epochs:
                     g["lr"] = lr * g.get("lr_scale", 1.0)
             idx = order[step * self.local_batch : (step + 1) * self.local_batch]
             xb, yb = self._batch(idx, epoch, aug_gen, aug_cfg), self.data.y_train[idx]
+            teacher = None if self.data.t_train is None else self.data.t_train[idx]
             loss, scores = train_step(
-                self.model, state.optimizer, self.loss_fn, xb, yb, setup.amp, cfg.clip_grad_norm
+                self.model,
+                state.optimizer,
+                self.train_loss,
+                xb,
+                yb,
+                setup.amp,
+                cfg.clip_grad_norm,
+                teacher,
             )
             if state.average is not None:
                 decay = decay_at(cfg.ema, (epoch - 1) * steps + step, self.ema_start_step)

@@ -32,7 +32,7 @@ from ..atomic import remove_stale_temporaries
 from ..data.fer2013 import DataError, load_fer2013, stratified_split
 from ..data.preprocess import Normalizer
 from ..device import autocast_dtype, memory_format, resolve_device
-from ..fermodel.files import save_model
+from ..fermodel.files import file_sha256, save_model
 from ..fermodel.model import FerModel, ModelMeta
 from ..fermodel.views import center_crop
 from ..figures import training_curves
@@ -58,6 +58,7 @@ from .run_folder import (
     save_checkpoint,
 )
 from .state import Data, Setup, State
+from .teacher import read_teacher_file
 
 __all__ = ["TrainResult", "TrainingDiverged", "train"]
 
@@ -171,8 +172,11 @@ def _load_data(setup: Setup) -> Data:
     if ds.n_skipped:
         setup.say(f"ferkit: {ds.skipped_message()}")
     full = ds.split(TRAIN_SPLIT)
+    teacher = read_teacher_file(cfg.distill, full) if cfg.distill else None
     if cfg.limit and cfg.limit < len(full):
+        pick = full.sample_indices(cfg.limit, cfg.seed)
         full = full.sample(cfg.limit, cfg.seed)
+        teacher = None if teacher is None else teacher[pick]
     if cfg.val_split:
         val_set = ds.split(cfg.val_split)
         train_imgs, train_lbls = full.images, full.labels
@@ -181,6 +185,7 @@ def _load_data(setup: Setup) -> Data:
         tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
         train_imgs, train_lbls = full.images[tr_idx], full.labels[tr_idx]
         val_imgs, val_lbls = full.images[va_idx], full.labels[va_idx]
+        teacher = None if teacher is None else teacher[tr_idx]
     if cfg.batch_size > len(train_lbls):
         raise ValueError(
             f"--batch-size {cfg.batch_size} is larger than the {len(train_lbls)} training images"
@@ -191,6 +196,8 @@ def _load_data(setup: Setup) -> Data:
     device = setup.device
     used = [full] + ([val_set] if cfg.val_split else [])
     record = {"sha256": hashlib.sha256("".join(s.fingerprint() for s in used).encode()).hexdigest()}
+    if cfg.distill:
+        record["teacher_sha256"] = file_sha256(cfg.distill)
     return Data(
         record=record,
         x_train=normalizer(train_imgs).to(device),
@@ -200,6 +207,7 @@ def _load_data(setup: Setup) -> Data:
         val_imgs=val_imgs,
         val_lbls=val_lbls,
         normalizer=normalizer,
+        t_train=None if teacher is None else torch.as_tensor(teacher).to(device),
     )
 
 
@@ -229,6 +237,13 @@ def _restore(setup: Setup, state: State) -> None:
             None,
             f"not the data {run.path} began on (other faces or labels in the splits it trains "
             "on): resume with the data it began on (--resume RUN --data PATH), or start a new run",
+        )
+    taught_by = ck.get("data", {}).get("teacher_sha256")
+    if taught_by != state.data_record.get("teacher_sha256"):
+        raise DataError(
+            setup.cfg.distill or setup.cfg.data,
+            None,
+            f"not the teacher file {run.path} began with: resume with the same --distill file",
         )
     try:
         state.net.load_state_dict(ck["model"])

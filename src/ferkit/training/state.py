@@ -47,6 +47,7 @@ class Data:
     val_lbls: np.ndarray
     normalizer: Normalizer
     record: dict = field(default_factory=dict)  # {"sha256": the faces trained and validated on}
+    t_train: torch.Tensor | None = None  # --distill: the teacher's probabilities per face
 
 
 @dataclass
