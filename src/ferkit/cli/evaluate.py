@@ -11,7 +11,14 @@ from ..argtypes import (
     add_threads_option,
 )
 from ..userfiles import check_output_folder
-from .options import UsageError, data_file_args, model_args, read_data, report_skipped
+from .options import (
+    UsageError,
+    data_file_args,
+    load_model_args,
+    model_args,
+    read_data,
+    report_skipped,
+)
 
 NAME = "evaluate"
 HELP = "accuracy with the paper's test-time views"
@@ -54,9 +61,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from ..device import resolve_device
     from ..evaluation.evaluate import evaluate, model_identity, report_dict, write_reports
-    from ..fermodel.ensemble import load_models
     from ..fermodel.views import METHODS
 
     for flag, what in (("out", "--out is a folder for the reports"), ("resume", "--resume")):
@@ -66,12 +71,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_models(
-        args.model or [None],
-        resolve_device(args.device, args.int8 or args.backend == "onnx"),
-        int8=args.int8,
-        backend=args.backend,
-    )
+    model = load_model_args(args)
     data = read_data(args)
     report_skipped(data)
     methods = list(METHODS) if args.method == "all" else [args.method]

@@ -59,6 +59,19 @@ def model_args(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def load_model_args(args: argparse.Namespace):
+    """The model (an ensemble for several) that ``model_args``' options name, loaded."""
+    from ..device import resolve_device
+    from ..fermodel.ensemble import load_models
+
+    return load_models(
+        args.model or [None],
+        resolve_device(args.device, args.int8 or args.backend == "onnx"),
+        int8=args.int8,
+        backend=args.backend,
+    )
+
+
 def detector_arg(sp: argparse.ArgumentParser) -> None:
     """--detector and --no-align, as predict and serve take them."""
     sp.add_argument(

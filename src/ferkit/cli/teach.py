@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from ..argtypes import add_overwrite_option
-from .options import UsageError, data_file_args, model_args, read_data, report_skipped
+from .options import (
+    UsageError,
+    data_file_args,
+    load_model_args,
+    model_args,
+    read_data,
+    report_skipped,
+)
 
 NAME = "teach"
 HELP = "write a teacher file for train --distill: models' probabilities for every Training face"
@@ -34,8 +41,6 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..device import resolve_device
-    from ..fermodel.ensemble import load_models
     from ..training.teacher import write_teacher_file
     from ..userfiles import check_output
 
@@ -43,12 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out}: a teacher file is an .npz")
     inputs = [args.data, *(args.model or [])]
     check_output(args.out, inputs=inputs, overwrite=args.overwrite, error=UsageError)
-    model = load_models(
-        args.model or [None],
-        resolve_device(args.device, args.int8 or args.backend == "onnx"),
-        int8=args.int8,
-        backend=args.backend,
-    )
+    model = load_model_args(args)
     data = read_data(args)
     report_skipped(data)
     s = write_teacher_file(
