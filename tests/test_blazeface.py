@@ -4,6 +4,7 @@ originals by SHA-256; nothing fetched from the network."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import socket
@@ -281,3 +282,25 @@ def test_haar_on_opencv_5_says_what_to_install(monkeypatch):
     monkeypatch.setattr(detect, "opencv", lambda: fake)
     with pytest.raises(RuntimeError, match=r"OpenCV 5\.1\.0.*ferkit\[haar\]"):
         detect.create_detector("haar")
+
+
+def test_the_compiled_graph_is_made_once_when_threads_ask_together(monkeypatch):
+    import threading
+
+    import ferkit.predict.blazeface as bf
+
+    made = []
+    real = bf._compiled.__wrapped__
+
+    @functools.cache
+    def counting(variant):
+        made.append(variant)
+        return real(variant)
+
+    monkeypatch.setattr(bf, "_compiled", counting)
+    threads = [threading.Thread(target=bf.compiled_graph) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert made == ["short-range"]

@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch_faces=args.max_batch,
     )
     sock = _listen(args.host, args.port)  # first: a port in use is one clear line
+    rec.warm_up()  # the first requests do not wait for the detector's tracing
     from ..serve.protocol import protocol_with_deadline
 
     server = uvicorn.Server(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -156,8 +157,18 @@ def load_graph(variant: str = "short-range") -> TFLiteGraph:
     return graph.eval().requires_grad_(False)
 
 
-@functools.cache
+_COMPILING = threading.Lock()
+
+
 def compiled_graph(variant: str = "short-range") -> torch.jit.ScriptModule:
+    """:func:`_compiled`, made by one thread while others wait (a server's first requests
+    arrive together)."""
+    with _COMPILING:
+        return _compiled(variant)
+
+
+@functools.cache
+def _compiled(variant: str) -> torch.jit.ScriptModule:
     """:func:`load_graph`'s network traced at its input size and frozen (constants folded):
     the operators run without Python between them, about 3x faster for one photo (one busy
     EPYC thread, min of 150: 9.9 against 2.9 ms; ``optimize_for_inference``'s MKLDNN layout

@@ -168,6 +168,12 @@ class Recognizer:
             results[i].append(face)
         return results
 
+    def warm_up(self) -> None:
+        """Make what the first photo would otherwise wait for: the detector (BlazeFace's
+        network is traced on first use) and one pass of the model."""
+        self.predict(np.full((64, 64, 3), 128, np.uint8))
+        self.classify(np.full((1, IMAGE_SIZE, IMAGE_SIZE), 128, np.uint8), [Box(0, 0, 1, 1)])
+
     def decode(
         self, image, color: str = "rgb", detect: bool = True, max_pixels: int | None = None
     ) -> np.ndarray:
