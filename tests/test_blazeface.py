@@ -273,7 +273,7 @@ def _has_haar() -> bool:
     return hasattr(cv2, "CascadeClassifier")
 
 
-def test_haar_on_opencv_5_says_what_to_install(monkeypatch):
+def test_haar_on_opencv_5_says_what_to_install(monkeypatch, capsys):
     import types
 
     import ferkit.predict.detect as detect
@@ -282,6 +282,11 @@ def test_haar_on_opencv_5_says_what_to_install(monkeypatch):
     monkeypatch.setattr(detect, "opencv", lambda: fake)
     with pytest.raises(RuntimeError, match=r"OpenCV 5\.1\.0.*ferkit\[haar\]"):
         detect.create_detector("haar")
+    from ferkit.cli.main import main
+
+    for command in (["predict", "--sample"], ["serve", "--port", "1"]):  # one line, no work
+        assert main([*command, "--detector", "haar"]) == 2
+        assert "ferkit[haar]" in capsys.readouterr().err
 
 
 def test_the_compiled_graph_is_made_once_when_threads_ask_together(monkeypatch):

@@ -72,6 +72,17 @@ def load_model_args(args: argparse.Namespace):
     )
 
 
+def check_detector(name: str) -> None:
+    """Make the ``--detector`` once, so that one it cannot be (Haar on OpenCV 5, or without
+    OpenCV) is one line before any work, not a traceback at the first photo."""
+    from ..predict.detect import create_detector
+
+    try:
+        create_detector(name)
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+
+
 def detector_arg(sp: argparse.ArgumentParser) -> None:
     """--detector and --no-align, as predict and serve take them."""
     sp.add_argument(

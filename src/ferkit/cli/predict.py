@@ -15,7 +15,14 @@ from ..argtypes import (
     number,
 )
 from ..userfiles import check_output, check_output_folder
-from .options import EXIT_INPUT, UsageError, detector_arg, max_megapixels_arg, model_args
+from .options import (
+    EXIT_INPUT,
+    UsageError,
+    check_detector,
+    detector_arg,
+    max_megapixels_arg,
+    model_args,
+)
 
 NAME = "predict"
 HELP = "the emotion of every face in photos, folders and videos"
@@ -189,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--workers", args.workers), ("--address", args.address)):
         if value is not None and args.engine != "ray":
             raise UsageError(f"{flag} is for --engine ray: add --engine ray or leave it out")
+    if not args.no_detect:
+        check_detector(args.detector)
     if args.engine == "ray":  # each worker loads the model itself
         if not args.paths:
             raise UsageError("predict needs image, folder or video paths")

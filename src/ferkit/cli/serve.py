@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..argtypes import PORT, number
-from .options import UsageError, detector_arg, max_megapixels_arg, model_args
+from .options import UsageError, check_detector, detector_arg, max_megapixels_arg, model_args
 
 NAME = "serve"
 HELP = "an HTTP API and a web page (photo upload or live webcam)"
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
     from ..predict.recognizer import Recognizer
 
+    check_detector(args.detector)
     rec = Recognizer(
         args.model,
         device=args.device,
