@@ -272,7 +272,7 @@ def bench_predict(
 def _detector_timings(rec, jpeg: bytes) -> dict:
     """The 640x480 photo's decoding (as the detector needs it), and its detection by the
     recognizer's detector and, where OpenCV 4 is installed, by Haar's chain (grey photo)."""
-    from .images import to_grey
+    from .images import as_grey
     from .predict.detect import create_detector
 
     pixels = rec.decode(jpeg)
@@ -284,7 +284,7 @@ def _detector_timings(rec, jpeg: bytes) -> dict:
         haar = create_detector("haar")
     except RuntimeError:  # no OpenCV 4: no Haar row
         return out
-    grey = to_grey(pixels) if pixels.ndim == 3 else pixels
+    grey = as_grey(pixels)
     out["detect_640x480_haar_ms"] = round(1000 * _best_of(lambda: haar.detect(grey), 5, 3), 2)
     return out
 

@@ -164,3 +164,8 @@ def to_grey(rgb: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).convert("L"))
+
+
+def as_grey(image: np.ndarray) -> np.ndarray:
+    """A decoded image in grey: a grey one (H, W) as it is, an RGB one through :func:`to_grey`."""
+    return image if image.ndim == 2 else to_grey(image)

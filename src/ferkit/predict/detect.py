@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from ..argtypes import DEFAULT_DETECTOR
+from ..images import as_grey
 
 Point = tuple[float, float]
 
@@ -58,12 +59,6 @@ class FaceDetector(Protocol):
     color: bool
 
     def detect(self, image: np.ndarray) -> list[Box]: ...
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    from ..images import to_grey
-
-    return image if image.ndim == 2 else to_grey(image)
 
 
 _WINDOW = 24  # the frontal cascades' detection window, in pixels
@@ -116,7 +111,7 @@ class HaarDetector:
         self.mirror = mirror  # search the mirrored image (the profile cascade sees one side only)
 
     def detect(self, image: np.ndarray) -> list[Box]:
-        cv2, grey = self._cv2, _grey(image)
+        cv2, grey = self._cv2, as_grey(image)
         h, w = grey.shape
         if self.mirror:
             grey = np.ascontiguousarray(grey[:, ::-1])

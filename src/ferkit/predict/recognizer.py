@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..images import MAX_PIXELS, load_grey, load_image, to_grey
+from ..images import MAX_PIXELS, as_grey, load_grey, load_image
 from ..labels import IMAGE_SIZE
 from .detect import DEFAULT_DETECTOR, Box, FaceDetector, create_detector
 
@@ -189,7 +189,7 @@ class Recognizer:
         """(box, 48x48 grey crop) for each face, largest first; the whole image if not ``detect``.
         With ``align`` (the default) a box with eyes is cropped with its eyes level."""
         pixels = self.decode(image, color, detect)
-        grey = to_grey(pixels) if pixels.ndim == 3 else pixels
+        grey = as_grey(pixels)
         h, w = grey.shape
         if not detect:
             return [(Box(0, 0, w, h), crop_face(grey, Box(0, 0, w, h), margin=0.0))]
