@@ -107,6 +107,34 @@ def test_no_augment_and_val_split(small_csv, tmp_path):
     assert ferkit.load_model(tmp_path / "s").meta.config["augment_strength"] == 0.5
 
 
+def test_without_validation_all_of_training_trains_and_the_last_epoch_is_saved(
+    small_csv, tmp_path
+):
+    """--val-fraction 0 (issue 36: train on all of Training once the epoch count is fixed):
+    the saved model is the last epoch's, with no fitted temperature, and the metrics say so."""
+    import json
+
+    from cli_run import run_cli
+
+    out = tmp_path / "all"
+    args = ["--data", str(small_csv), "--out", str(out), "--arch", "bkstart", "--epochs", "2"]
+    args += ["--batch-size", "64", "--lr", "0.0005", "--val-fraction", "0", "--ema", "0.9"]
+    r = run_cli("train", *args, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "no validation faces: the model of epoch 2, the last, is saved" in r.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(m["val_loss"], m["val_acc"]) for m in rows] == [(None, None)] * 2
+    model = ferkit.load_model(out)
+    assert model.meta.temperature is None and model.meta.metrics["epochs_done"] == 2
+    assert model.meta.config["val_fraction"] == 0
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    from ferkit.export.workflows import build_card
+
+    assert build_card(model, "fp32", None, None)["validation_accuracy"] is None
+    with_val = train(tiny_config(small_csv, tmp_path / "val", epochs=1, lr=0.0005))
+    assert with_val.epochs_done == 1 and ck["epoch"] == 2
+
+
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(small_csv, tmp_path):
     common = [
         "train",

@@ -61,15 +61,19 @@ def augment_preview(
 def training_curves(
     epochs: Sequence[int],
     train_acc: Sequence[float],
-    val_acc: Sequence[float],
+    val_acc: Sequence[float | None],
     out: str | os.PathLike,
     title: str,
 ) -> None:
-    """Fig. 2: training and validation accuracy (fractions) per epoch of one run."""
+    """Fig. 2: training and validation accuracy (fractions) per epoch of one run (validation
+    None: a run without validation faces, drawn without that line)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, [100 * a for a in train_acc], color="tab:orange", label="training")
-    ax.plot(epochs, [100 * a for a in val_acc], color="tab:blue", label="validation")
+    validated = [(e, a) for e, a in zip(epochs, val_acc, strict=True) if a is not None]
+    if validated:
+        e, a = zip(*validated, strict=True)
+        ax.plot(e, [100 * x for x in a], color="tab:blue", label="validation")
     ax.set(xlabel="epoch", ylabel="accuracy (%)", title=title)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -20,6 +20,8 @@ EPS = 1e-6  #: a constant (blank) image has std 0: divide by max(std, EPS) so it
 def standardize_images(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Step 1: subtract each image's mean, scale its std to 3.125. (N, H, W) -> float32."""
     x = torch.as_tensor(images).float()
+    if not len(x):  # no images (a run without validation faces): nothing to scale
+        return x
     flat = x.flatten(1)
     mean = flat.mean(dim=1, keepdim=True)
     std = flat.std(dim=1, unbiased=False, keepdim=True)

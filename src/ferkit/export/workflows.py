@@ -137,6 +137,10 @@ def export_model(
     return check
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)  # None: trained without validation
+
+
 def build_card(model, dtype: str, summary: dict | None, check: PrecisionCheck | None) -> dict:
     """The card's fields from the model's own metadata, a reproduce summary and the fp16 check."""
     cfg, metrics = model.meta.config, model.meta.metrics
@@ -147,7 +151,7 @@ def build_card(model, dtype: str, summary: dict | None, check: PrecisionCheck | 
         "weights": dtype,
         "procedure": training_procedure(cfg),
         "training": recorded_settings(cfg),
-        "validation_accuracy": round(metrics.get("val_acc", float("nan")), 4),
+        "validation_accuracy": _rounded(metrics.get("val_acc", float("nan"))),
         "temperature": model.meta.temperature,
         "best_epoch": metrics.get("best_epoch"),
         "machine": model.meta.card.get("machine") or cfg.get("machine"),  # kept on re-export

@@ -105,8 +105,10 @@ class TrainConfig:
     )
     val_fraction: float = option(
         0.1,
-        "stratified, seeded share of Training held out for model selection",
-        type=number(float, above=0, below=1),
+        "stratified, seeded share of Training held out for model selection; 0: none, all of "
+        "Training trains and the last epoch is saved, without a fitted temperature (fix the "
+        "epoch count on a run with validation first)",
+        type=number(float, min=0, below=1),
         group="validation",
     )
     val_split: str | None = option(

@@ -177,13 +177,15 @@ class Epochs:
             xb = center_crop(xb)
         return xb.contiguous(memory_format=self.setup.fmt)
 
-    def validate(self) -> tuple[float, float]:
+    def validate(self) -> tuple[float | None, float | None]:
         """(loss, accuracy) of what is judged, its BatchNorm statistics measured afresh first
-        when asked (``--ema-bn recomputed``)."""
+        when asked (``--ema-bn recomputed``); (None, None) without validation faces."""
         setup, state = self.setup, self.state
         if state.average is not None and self.bn_views is not None:
             views = center_crop(self.bn_views).contiguous(memory_format=setup.fmt)
             recompute_batchnorm(state.average, views)
+        if not len(self.data.y_val):
+            return None, None
         judged = state.average if state.average is not None else self.model
         return validate(
             judged,

@@ -131,7 +131,7 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
         _write_files(setup, state, plain, data.normalizer, meta, m, improved)
         if cfg.trace_shards:
             trace_weights(cfg.trace_shards, setup.di.rank, state.net)
-    if setup.di.main and setup.run.model.exists():
+    if setup.di.main and setup.run.model.exists() and len(data.val_lbls):
         t = _fit_temperature(setup.run.model, data.val_imgs, data.val_lbls)
         if t is not None:
             setup.say(
@@ -140,9 +140,12 @@ def _train(cfg: TrainConfig, resume: bool) -> TrainResult:
             )
     if setup.di.world > 1:
         dist.barrier()
-    setup.say(
-        f"{stop_reason}: best validation accuracy {state.best_val:.4f} at epoch {state.best_epoch}"
+    judged = (
+        f"best validation accuracy {state.best_val:.4f} at epoch {state.best_epoch}"
+        if len(data.val_lbls)
+        else f"no validation faces: the model of epoch {state.best_epoch}, the last, is saved"
     )
+    setup.say(f"{stop_reason}: {judged}")
     last = state.history[-1].epoch if state.history else 0
     return TrainResult(cfg.out, last, state.best_epoch, state.best_val, state.history)
 
@@ -181,7 +184,7 @@ def _load_data(setup: Setup) -> Data:
         val_set = ds.split(cfg.val_split)
         train_imgs, train_lbls = full.images, full.labels
         val_imgs, val_lbls = val_set.images, val_set.labels
-    else:
+    else:  # --val-fraction 0: no validation faces, every Training face trains
         tr_idx, va_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
         train_imgs, train_lbls = full.images[tr_idx], full.labels[tr_idx]
         val_imgs, val_lbls = full.images[va_idx], full.labels[va_idx]
@@ -274,10 +277,15 @@ def _restore(setup: Setup, state: State) -> None:
 
 
 def _record(
-    setup: Setup, state: State, epoch: int, trained: Trained, val_loss: float, val_acc: float
+    setup: Setup,
+    state: State,
+    epoch: int,
+    trained: Trained,
+    val_loss: float | None,
+    val_acc: float | None,
 ) -> tuple[EpochMetrics, bool]:
     """The plateau schedule's step, the epoch's metrics into the history, and whether it is the
-    best so far."""
+    best so far (without validation, every epoch is: the last is kept)."""
     cfg = setup.cfg
     lr_now = state.optimizer.param_groups[0]["lr"]
     if cfg.schedule == "plateau" and epoch >= cfg.warmup_epochs:
@@ -299,9 +307,9 @@ def _record(
         time.perf_counter() - trained.t0,
     )
     state.history.append(m)
-    improved = val_acc > state.best_val
+    improved = val_acc is None or val_acc > state.best_val
     if improved:
-        state.best_val, state.best_epoch = val_acc, epoch
+        state.best_val, state.best_epoch = (state.best_val if val_acc is None else val_acc), epoch
     return m, improved
 
 
@@ -361,10 +369,14 @@ def _print_epoch(setup: Setup, m: EpochMetrics, improved: bool) -> None:
     if cfg.quiet:
         setup.say(json.dumps(dataclasses.asdict(m)))
     else:
+        val = (
+            "no validation"
+            if m.val_acc is None
+            else f"val loss {m.val_loss:.4f} acc {m.val_acc:.3f}{' *' if improved else ''}"
+        )
         setup.say(
             f"epoch {m.epoch}/{cfg.epochs}: loss {m.train_loss:.4f} acc {m.train_acc:.3f} | "
-            f"val loss {m.val_loss:.4f} acc {m.val_acc:.3f}{' *' if improved else ''} | "
-            f"{m.images_per_s:.0f} img/s, {m.seconds:.0f} s"
+            f"{val} | {m.images_per_s:.0f} img/s, {m.seconds:.0f} s"
         )
 
 

@@ -44,8 +44,8 @@ class EpochMetrics:
     epoch: int
     train_loss: float
     train_acc: float
-    val_loss: float
-    val_acc: float
+    val_loss: float | None  # None: a run without validation faces (--val-fraction 0)
+    val_acc: float | None
     lr: float
     images_per_s: float
     seconds: float
