@@ -107,9 +107,7 @@ def test_no_augment_and_val_split(small_csv, tmp_path):
     assert ferkit.load_model(tmp_path / "s").meta.config["augment_strength"] == 0.5
 
 
-def test_without_validation_all_of_training_trains_and_the_last_epoch_is_saved(
-    small_csv, tmp_path
-):
+def test_without_validation_all_of_training_trains_and_the_last_epoch_is_saved(small_csv, tmp_path):
     """--val-fraction 0 (issue 36: train on all of Training once the epoch count is fixed):
     the saved model is the last epoch's, with no fitted temperature, and the metrics say so."""
     import json
