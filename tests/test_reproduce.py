@@ -484,7 +484,7 @@ def test_the_long_run_is_shown_beside_its_references(tmp_path):
         "results": [{"split": "PublicTest", "method": "eval2", "n": 9, "accuracy": 0.655}],
         "machine": cpu,
     }
-    paper = LONG_RUN_BESIDE[0]  # the paper procedure's run
+    paper = LONG_RUN_BESIDE[0]  # a run it is drawn beside
     ref = {
         "experiment": paper,
         "table": "VII/IX",
