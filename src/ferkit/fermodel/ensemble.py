@@ -47,8 +47,6 @@ class Ensemble:
         # the members' mean temperature for same-loss outputs (not refitted: ``ferkit evaluate``
         # reports the ensemble's calibration error); averaged probabilities need none
         temperature = statistics.fmean(temps) if self.same_loss and None not in temps else None
-        if len(members) == 1:
-            temperature = temps[0]
         self.meta = ModelMeta(
             arch="+".join(m.meta.arch for m in members),
             loss=loss,

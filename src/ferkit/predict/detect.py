@@ -23,6 +23,13 @@ from ..images import as_grey
 Point = tuple[float, float]
 
 
+def eye_roll(eyes: tuple[Point, Point]) -> float:
+    """Degrees the line from the right eye to the left turns from the horizontal, clockwise as
+    the image shows it (y down): turning the face by this makes it upright."""
+    (rx, ry), (lx, ly) = eyes
+    return math.degrees(math.atan2(ly - ry, lx - rx))
+
+
 @dataclass(frozen=True)
 class Box:
     """A face box in pixels of the (orientation-corrected) image; ``eyes`` (the person's right
@@ -41,12 +48,8 @@ class Box:
 
     @property
     def roll(self) -> float:
-        """Degrees the eye line turns from the horizontal, clockwise as the image shows it (y
-        down); 0 without eyes. Turning the face by this makes it upright."""
-        if self.eyes is None:
-            return 0.0
-        (rx, ry), (lx, ly) = self.eyes
-        return math.degrees(math.atan2(ly - ry, lx - rx))
+        """:func:`eye_roll` of the box's eyes; 0 without eyes."""
+        return 0.0 if self.eyes is None else eye_roll(self.eyes)
 
     def to_dict(self) -> dict[str, int]:
         return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
@@ -216,7 +219,7 @@ class BlazeFaceDetector:
         for (x, y, bw, bh), eyes in self._faces(rgb):
             if self.to_fer_frame:
                 side = max(bw, bh) * self.FRAME_SCALE
-                roll = math.radians(Box(0, 0, 0, 0, eyes).roll)
+                roll = math.radians(eye_roll(eyes))
                 up = math.sin(roll), -math.cos(roll)  # the face's up, in image pixels (y down)
                 raise_ = self.FRAME_RAISE * side
                 cx, cy = x + bw / 2 + raise_ * up[0], y + bh / 2 + raise_ * up[1]
