@@ -85,6 +85,18 @@ def test_the_port_computes_what_the_tflite_runtime_does(variant, graph):
         assert found >= 4  # the sample photo's face, however it is placed
 
 
+def test_the_letterbox_is_dense_channels_last_and_centred():
+    """The graph's input in the layout oneDNN's convolutions take without a copy (a batch
+    stride of a whole image: 1.6 against 2.6 ms a graph run), the photo centred on black."""
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    rgb[:, :, 0] = 255  # a red photo
+    x, n, pad_x, pad_y = letterbox(rgb, 128)
+    assert x.shape == (1, 3, 128, 128) and x.stride() == (128 * 128 * 3, 1, 128 * 3, 3)
+    assert (n, pad_x, pad_y) == (640, 0.0, 80.0)
+    assert torch.all(x[0, :, :16] == -1) and torch.all(x[0, :, -16:] == -1)  # the black bands
+    assert torch.all(x[0, 0, 16:-16] == 1) and torch.all(x[0, 1:, 16:-16] == -1)
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_the_shipped_weights_are_the_originals(variant):
     from safetensors import safe_open
