@@ -279,6 +279,29 @@ def test_serve_cli_needs_a_model_or_says_so(tmp_path):
     assert r.returncode == 1 and "no such model file" in r.stderr
 
 
+def test_serve_threads_sets_the_servers_torch_threads(tiny_run, monkeypatch):
+    import torch
+    import uvicorn
+
+    seen = []
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda self, sockets: seen.append(torch.get_num_threads())
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that 1 is the option's doing
+    try:
+        r = run_cli(
+            "serve", "--model", str(tiny_run), "--port", str(port), "--threads", "1", "--quiet"
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert r.returncode == 0, r.stderr
+    assert seen == [1]
+
+
 def test_errors_are_json_with_security_headers(client):
     for r in (client.get("/nope"), client.put("/v1/predict", content=b"x")):
         assert r.status_code in (404, 405) and set(r.json()) == {"error"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..argtypes import PORT, number
+from ..argtypes import PORT, add_threads_option, number
 from .options import UsageError, check_detector, detector_arg, max_megapixels_arg, model_args
 
 NAME = "serve"
@@ -84,6 +84,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--cors", nargs="+", metavar="ORIGIN", help="allow these origins (CORS is off by default)"
     )
+    add_threads_option(sp)
     sp.add_argument("--quiet", action="store_true", help="no access log")
 
 
@@ -98,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     from ..predict.recognizer import Recognizer
 
     check_detector(args.detector)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rec = Recognizer(
         args.model,
         device=args.device,
