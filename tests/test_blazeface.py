@@ -227,6 +227,26 @@ def test_an_aligned_crop_of_a_turned_face_is_the_upright_crop():
     assert corr(aligned, upright) > 0.8 > corr(as_is, upright) + 0.3
 
 
+def test_faces_are_cropped_as_they_lie_unless_align_is_asked(tiny_run, monkeypatch):
+    from ferkit import Recognizer
+    from ferkit.cli.main import build_parser
+    from ferkit.predict import recognizer
+
+    rolls = []
+    monkeypatch.setattr(
+        recognizer,
+        "crop_face",
+        lambda grey, box, margin, roll: rolls.append(roll) or np.zeros((48, 48), np.uint8),
+    )
+    photo = Image.fromarray(_astronaut()).rotate(-15, Image.BILINEAR, fillcolor=(90,) * 3)
+    for rec in (Recognizer(tiny_run), Recognizer(tiny_run, align=True)):
+        rec.predict(np.asarray(photo))
+    assert rolls[0] == 0.0 and abs(rolls[1]) > 10  # upright only when asked
+    predict = build_parser()._subparsers._group_actions[0].choices["predict"]
+    assert predict.parse_args(["x.jpg"]).align is False
+    assert predict.parse_args(["x.jpg", "--align"]).align is True
+
+
 def test_a_level_line_stays_level_and_a_tilted_one_is_levelled():
     from ferkit.predict.detect import Box
     from ferkit.predict.recognizer import crop_face

@@ -1,11 +1,13 @@
 import json
 
+import numpy as np
 import pytest
 from synth import write_csv
 
 import ferkit
 from ferkit.cli.main import main
 from ferkit.device import machine_description
+from ferkit.labels import LABELS
 from ferkit.reproduce import EXPERIMENTS, RECIPES, render_report, write_report
 from ferkit.reproduce.catalogue import SHIPPED
 
@@ -433,7 +435,7 @@ def test_a_proxy_arm_trains_with_its_levers_and_records_no_test(tmp_path):
     assert config["mirror"] == "alternate" and config["precision"] == "fp32"
 
 
-def test_the_lever_table_judges_each_arm_against_the_base_arms_seed_spread():
+def test_the_lever_table_judges_each_arm_against_its_references_seed_spread():
     from ferkit.reproduce.lever_table import lever_section
 
     def run(arm: str, seed: int, val: float) -> dict:
@@ -452,19 +454,29 @@ def test_the_lever_table_judges_each_arm_against_the_base_arms_seed_spread():
 
     runs = [run("base", 0, 60.0), run("base", 1, 61.0), run("base", 2, 62.0)]
     runs += [run("aug", 0, 65.0), run("aug", 1, 66.0), run("sgd-lr0.01", 0, 61.5)]
+    runs += [run("stack", 0, 70.0), run("stack", 1, 70.5), run("stack", 2, 71.0)]
+    runs += [run("stack-no-dirac", 0, 68.0), run("stack-random-mirror", 0, 70.5)]
     text = "\n".join(lever_section({r["experiment"]: r for r in runs}))
-    assert "(2.0 points)" in text  # twice the base's standard deviation (1.0)
     assert "| base |" in text
     assert "| 3 | 60.0, 61.0, 62.0 | 61.0 +- 1.0 | 56.0 | 0.50 (Intel Xeon) | - |" in text
-    assert (
-        "| 2 | 65.0, 66.0 | 65.5 +- 0.7 | 60.5 | 0.50 (AMD EPYC) | +4.5: beyond the base's seed "
-        "spread |" in text
+    assert (  # twice the base's standard deviation (1.0) is 2 points
+        "| 2 | 65.0, 66.0 | 65.5 +- 0.7 | 60.5 | 0.50 (AMD EPYC) | +4.5 over the base: beyond "
+        "its seed spread |" in text
     )
-    assert "| 61.5 | 56.5 | 0.50 (Intel Xeon) | +0.5: within the base's seed spread |" in text
+    assert (
+        "| 61.5 | 56.5 | 0.50 (Intel Xeon) | +0.5 over the base: within its seed spread |" in text
+    )
+    # the stack's ablations against the stack (sd 0.5: 1 point), not against the base
+    assert (
+        "| 68.0 | 63.0 | 0.50 (Intel Xeon) | -2.5 over the stack: beyond its seed spread |" in text
+    )
+    assert (
+        "| 70.5 | 65.5 | 0.50 (Intel Xeon) | +0.0 over the stack: within its seed spread |" in text
+    )
     assert "with the CPU they ran on: 2-core AMD EPYC" in text  # each machine named in full
     assert "| init |" not in text  # not run: no row
     two = "\n".join(lever_section({r["experiment"]: r for r in runs if r is not runs[2]}))
-    assert "+5.0: not judged (base spread needs 3 seeds)" in two  # 2 seeds that agree say little
+    assert "+5.0 over the base: not judged (it needs 3 seeds)" in two  # 2 agreeing seeds say little
     assert lever_section({}) == []
 
 
@@ -481,7 +493,18 @@ def test_the_long_run_is_shown_beside_its_references(tmp_path):
         "table": "recipe",
         "epochs_done": 3,
         "curve": [[1, 50.0, 0.1, 40.0], [2, 62.5, 0.2, 50.0], [3, 61.0, 0.3, 55.0]],
-        "results": [{"split": "PublicTest", "method": "eval2", "n": 9, "accuracy": 0.655}],
+        "results": [  # a whole result: the long run may be the shipped one, Table IX's
+            {
+                "split": "PublicTest",
+                "method": "eval2",
+                "n": 7,
+                "views": 648,
+                "accuracy": 5 / 7,
+                "per_class_accuracy": {label: 5 / 7 for label in LABELS},
+                "confusion": (np.eye(7, dtype=int) * 5 + np.eye(7, k=1, dtype=int)).tolist(),
+                "seconds": 1.0,
+            }
+        ],
         "machine": cpu,
     }
     paper = LONG_RUN_BESIDE[0]  # a run it is drawn beside
@@ -494,7 +517,7 @@ def test_the_long_run_is_shown_beside_its_references(tmp_path):
         "machine": cpu,
     }
     text = "\n".join(long_run_section({LONG_RUN: long, paper: ref}, "figs"))
-    assert "best validation 62.5 % at epoch 2 (0.20 h)" in text and "; eval2 65.5 %" in text
+    assert "best validation 62.5 % at epoch 2 (0.20 h)" in text and "; eval2 71.4 %" in text
     assert f"`{paper}`: 60.0 % at epoch 2 (1.00 h), eval2 64.2 %" in text
     assert f"(figs/{LONG_RUN_FIGURE})" in text
     assert long_run_section({paper: ref}, "figs") == []  # before the long run: nothing

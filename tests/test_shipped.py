@@ -50,8 +50,8 @@ def test_card_is_complete_and_beside_the_weights(shipped):
     assert set(card["accuracy"]["PublicTest"]) == {"center", "eval1", "eval2"}
     assert card["training"]["augment_strength"] == shipped.meta.config["augment_strength"]
     check = card["fp16_check"]
-    # exported with --tolerance 0.2: fp16 moved this model's Eval2 by 0.14 point (5 faces)
-    assert check["method"] == "eval2" and abs(check["fp32"] - check["fp16"]) <= 0.002
+    # checked on Eval1 (10 views a face, a minute): fp16 moved nothing
+    assert check["method"] == "eval1" and abs(check["fp32"] - check["fp16"]) <= 0.001
     page = SHIPPED.with_suffix(".md").read_text()
     assert "Terms of use" in page and json.dumps(card["accuracy"]) in page
 

@@ -52,6 +52,11 @@ NORM_LAYERS: tuple[str, ...] = ("none", "bn")
 DETECTORS: tuple[str, ...] = ("haar", "blazeface", "blazeface-full", "haar-frontal", "haar-alt2")
 #: The detector predict, serve, Ray and ``Recognizer`` use unless told otherwise.
 DEFAULT_DETECTOR = "blazeface"
+#: Whether faces are turned upright by their eyes before cropping (detectors that give eyes).
+#: Off: with the shipped model it lost 4-6 of 187 wild-dev faces at every margin from -0.1 to
+#: 0.2 (``scripts/calibrate_margin.py --photos ... [--align]``), and with the model before it
+#: it won and lost by 0-2.
+DEFAULT_ALIGN = False
 #: The default size limit of a photo (predict and serve): 40 megapixels is large, a bomb is far
 #: larger.
 MAX_PIXELS = 40_000_000

@@ -27,7 +27,8 @@ from .options import (
 NAME = "predict"
 HELP = "the emotion of every face in photos, folders and videos"
 DESCRIPTION = (
-    "Detect faces (OpenCV Haar cascade), frame each like a FER-2013 face, and classify it. "
+    "Detect faces (BlazeFace unless --detector says otherwise), frame each like a FER-2013 "
+    "face, and classify it. "
     "PATHs may be images, folders (searched recursively) or videos. Prints one line per face "
     "(--json: one JSON object per face); files that cannot be read get a line on stderr and "
     "make the exit status 1, files with no face only get the line."

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..argtypes import DEFAULT_ALIGN
 from ..images import MAX_PIXELS, ImageError, load_image
 from ..labels import LABELS
 from .detect import DEFAULT_DETECTOR
@@ -86,7 +87,7 @@ class RecognizerSpec:
     every: int = 1
     threads: int = 1
     detector: str = DEFAULT_DETECTOR
-    align: bool = True
+    align: bool = DEFAULT_ALIGN
 
     def build(self):
         import torch

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..argtypes import DEFAULT_ALIGN
 from ..images import MAX_PIXELS, as_grey, load_grey, load_image
 from ..labels import IMAGE_SIZE
 from .detect import DEFAULT_DETECTOR, Box, FaceDetector, create_detector
@@ -116,7 +117,7 @@ class Recognizer:
         int8: bool = False,
         backend: str = "torch",
         precision: str = "auto",
-        align: bool = True,
+        align: bool = DEFAULT_ALIGN,
     ):
         from ..device import autocast_dtype, resolve_device
         from ..fermodel.ensemble import load_models

@@ -328,11 +328,16 @@ RECIPES: tuple[Experiment, ...] = (
 
 #: The experiment whose model the package ships (``ferkit export`` of its run): Table IX and
 #: Fig. 2 show it.
-SHIPPED = "bkvgg12-svm-fast-e120-aug0.5"
+SHIPPED = "bkvgg12-svm-stack-e100-ramp"
 #: The lever study's latest long run (its winning stack at length), and what its curve is
 #: drawn beside: the long run before it, the paper's procedure and the fast recipe.
-LONG_RUN = "bkvgg12-svm-stack-e60-ramp"
-LONG_RUN_BESIDE = ("bkvgg12-svm-stack-e70-aug0.5", "bkvgg12-svm", SHIPPED)
+LONG_RUN = "bkvgg12-svm-stack-e100-ramp"
+LONG_RUN_BESIDE = (
+    "bkvgg12-svm-stack-e60-ramp",
+    "bkvgg12-svm-stack-e70-aug0.5",
+    "bkvgg12-svm",
+    "bkvgg12-svm-fast-e120-aug0.5",
+)
 
 #: The paper's rows trained with the fast procedure (issue: Tables IV-IX with it), same tests,
 #: 25 epochs each as the fast BKVGG12 recipe; ``<name>-fast`` beside each paper-procedure row.
@@ -408,9 +413,16 @@ PAPER_PARAMS = {
 #: the first arms in fp32 (faster than bf16 on CPUs with neither AVX512-BF16 nor AMX), later
 #: ones in bf16.
 PROXY_EPOCHS = 10
-PROXY_BASE = "bkvgg12-proxy-base"
+PROXY_BASE_ARM = "base"
+PROXY_BASE = f"bkvgg12-proxy-{PROXY_BASE_ARM}"
 _PROXY_SGD = (("optimizer", "sgd"), ("lr", 0.003), ("weight_decay", 5e-4))
 _BF16 = (("precision", "bf16"),)
+
+
+def _stack_with(changes: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
+    """The stack's levers with some of them set otherwise (an ablation arm's settings)."""
+    return tuple({**dict(STACK_LEVERS), **dict(changes)}.items())
+
 
 #: Each arm: (name, what it changes against the base, its train settings). The base is the
 #: shipped model's recipe (the fast procedure with half the augmentation) at proxy length.
@@ -442,8 +454,35 @@ PROXY_ARMS: tuple[tuple[str, str, tuple[tuple[str, object], ...]], ...] = (
         f"init and avg together: {_INIT_CHANGE}; {_AVG_CHANGE}; bf16",
         (*_BF16, *STACK_LEVERS),
     ),
+    # each of the stack's levers taken out again, one at a time: what each one is worth in it
+    *(
+        (f"stack-{name}", f"the stack with {text}", (*_BF16, *_stack_with(changes)))
+        for name, text, changes in (
+            ("no-whiten", "the first layer started by eq. 2", (("whiten_init", False),)),
+            ("no-dirac", "the later convolutions started by eq. 2", (("dirac_init", False),)),
+            (
+                "bn-default",
+                "torch's BatchNorm (scale learnt, shifts at the rate)",
+                (("bn_scale", True), ("bn_bias_lr", 1.0)),
+            ),
+            ("random-mirror", "the paper's random mirroring", (("mirror", "random"),)),
+            ("ema-from-start", "the weight average from the first step", (("ema_start", 0.0),)),
+            (
+                "ema-bn-averaged",
+                "the average's own BatchNorm statistics",
+                (("ema_bn", "averaged"),),
+            ),
+        )
+    ),
 )
 PROXY_SEEDS = (0, 1, 2)
+#: The arm the ablation arms (``stack-...``: the stack less one lever) are judged against.
+PROXY_STACK = "stack"
+
+
+def proxy_reference(arm: str) -> str:
+    """The arm another is judged against: the stack for its ablations, else the base."""
+    return PROXY_STACK if arm.startswith(f"{PROXY_STACK}-") else PROXY_BASE_ARM
 
 
 def _proxy(arm: str, change: str, options: tuple, seed: int) -> Experiment:

@@ -9,10 +9,10 @@ from .catalogue import (
     LONG_RUN,
     LONG_RUN_BESIDE,
     PROXY_ARMS,
-    PROXY_BASE,
     PROXY_EPOCHS,
     PROXY_EXPERIMENTS,
     proxy_arm,
+    proxy_reference,
 )
 from .verdicts import accuracy
 
@@ -84,27 +84,30 @@ def lever_section(by_name: dict[str, dict], figures: str = "figures") -> list[st
             runs.setdefault(proxy_arm(exp), []).append(by_name[exp.name])
     if not runs:
         return []
-    base = runs.get(PROXY_BASE, [])
-    base_mean, base_sd = _mean_sd([100 * s["val_acc"] for s in base]) if base else (None, None)
-    noise = 2 * base_sd if len(base) >= MIN_BASE_SEEDS else None
+    stats = {arm: _mean_sd([100 * s["val_acc"] for s in done]) for arm, done in runs.items()}
+
+    def judge(arm: str, mean: float) -> str:
+        """The gain over the arm's reference, beyond or within the reference's seed spread."""
+        ref = f"bkvgg12-proxy-{proxy_reference(arm)}"
+        if f"bkvgg12-proxy-{arm}" == ref or ref not in stats:
+            return "-"
+        (ref_mean, ref_sd), name = stats[ref], proxy_reference(arm)
+        gain = mean - ref_mean
+        if len(runs[ref]) < MIN_BASE_SEEDS:
+            return f"{gain:+.1f} over the {name}: not judged (it needs {MIN_BASE_SEEDS} seeds)"
+        word = "beyond" if abs(gain) > 2 * ref_sd else "within"
+        return f"{gain:+.1f} over the {name}: {word} its seed spread"
+
     rows = []
     for arm, change, _ in PROXY_ARMS:
         done = runs.get(f"bkvgg12-proxy-{arm}")
         if not done:
             continue
         vals = [100 * s["val_acc"] for s in done]
-        mean, sd = _mean_sd(vals)
+        mean, sd = stats[f"bkvgg12-proxy-{arm}"]
         early = [a for s in done if (a := _at_epoch(s, EARLY_EPOCH)) is not None]
         hours = statistics.mean(s["train_seconds"] for s in done) / 3600
-        if f"bkvgg12-proxy-{arm}" == PROXY_BASE or base_mean is None:
-            verdict = "-"
-        else:
-            gain = mean - base_mean
-            if noise is None:
-                verdict = f"{gain:+.1f}: not judged (base spread needs {MIN_BASE_SEEDS} seeds)"
-            else:
-                word = "beyond" if abs(gain) > noise else "within"
-                verdict = f"{gain:+.1f}: {word} the base's seed spread"
+        verdict = judge(arm, mean)
         seeds = ", ".join(f"{v:.1f}" for v in vals)
         spread = f" +- {sd:.1f}" if sd is not None else ""
         early_text = f"{statistics.mean(early):.1f}" if early else "-"
@@ -121,19 +124,16 @@ def lever_section(by_name: dict[str, dict], figures: str = "figures") -> list[st
         f"Each arm is trained for {PROXY_EPOCHS} epochs with the whole cosine schedule compressed",
         "into them (`ferkit reproduce --experiments bkvgg12-proxy-ARM-seedK --threads 1`, two",
         "side by side), and judged on the best validation accuracy (%, centre crops of the",
-        "held-out 10 % of Training); no test split is looked at. An arm's gain is beyond noise",
-        "when it exceeds twice the base arm's seed standard deviation"
-        + (
-            f" ({noise:.1f} points)."
-            if noise is not None
-            else f" (not judged before the base has {MIN_BASE_SEEDS} seeds)."
-        ),
+        "held-out 10 % of Training); no test split is looked at. Each arm is judged against",
+        "the base, or, for the stack less one lever (`stack-...`), against the stack: its gain",
+        "is beyond noise when it exceeds twice that reference's seed standard deviation"
+        f" (judged once the reference has {MIN_BASE_SEEDS} seeds).",
         "Hours are training hours a run (mean over its seeds), with the CPU they ran on: "
         + "; ".join(machines)
         + ". Compare hours only between rows on the same CPU.",
         "",
-        f"| arm | change against the base | seeds | best validation by seed | mean | "
-        f"epoch {EARLY_EPOCH} | hours | gain over the base |",
+        f"| arm | change against its reference | seeds | best validation by seed | mean | "
+        f"epoch {EARLY_EPOCH} | hours | gain over its reference |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
         *long_run_section(by_name, figures),
