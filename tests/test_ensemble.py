@@ -97,6 +97,23 @@ def test_evaluate_predict_and_serve_take_several_models(tiny_run, small_csv):
         assert answer["faces"][0]["label"] == face["label"]
 
 
+def test_evaluate_prints_an_ensembles_mean_temperature_to_four_digits(tiny_run, small_csv):
+    """The members' mean temperature is a float's sum: printed as a person would write it."""
+    import re
+
+    import ferkit
+
+    shipped = shipped_model_path()
+    r = run_cli(
+        "evaluate", "--model", str(tiny_run), str(shipped), "--data", str(small_csv),
+        "--split", "PublicTest",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    printed = re.search(r"temperature ([^)]+)\)", r.stdout).group(1)
+    temps = [ferkit.load_model(m).meta.temperature for m in (tiny_run, shipped)]
+    assert printed == f"{sum(temps) / 2:.4g}" and len(printed) <= 6
+
+
 def _sample():
     from ferkit.images import sample_photo
 

@@ -435,6 +435,25 @@ def test_a_proxy_arm_trains_with_its_levers_and_records_no_test(tmp_path):
     assert config["mirror"] == "alternate" and config["precision"] == "fp32"
 
 
+def test_a_distilled_recipe_finds_its_teacher_file_under_out_or_says_how_to_make_it(tmp_path):
+    """A teacher file is made beforehand (its teachers are models, not runs): the recipe names
+    it under reproduce's --out, and a missing one stops the run before it starts."""
+    from ferkit.reproduce import Budget, experiment
+    from ferkit.reproduce.runner import train_config
+    from ferkit.userfiles import UserPathError
+
+    exp = experiment("bkvgg12-svm-stack-e60-ramp-distill")
+    run = tmp_path / "out" / "runs" / exp.name
+    with pytest.raises(UserPathError, match="ferkit teach") as e:
+        train_config(exp, Budget(), "f.csv", run, quiet=True)
+    assert "shipped-pair.npz" in str(e.value) and exp.name in str(e.value)
+    teacher = tmp_path / "out" / "teachers" / "shipped-pair.npz"
+    teacher.parent.mkdir(parents=True)
+    teacher.write_bytes(b"")
+    cfg = train_config(exp, Budget(), "f.csv", run, quiet=True)
+    assert cfg.distill == str(teacher) and cfg.epochs == 60 and cfg.augment_ramp_from == 0.5
+
+
 def test_the_lever_table_judges_each_arm_against_its_references_seed_spread():
     from ferkit.reproduce.lever_table import lever_section
 

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             )
             if r.calibration:
                 c = r.calibration
-                at = f"temperature {c['temperature']}" if c["temperature"] else "no temperature"
+                at = f"temperature {c['temperature']:.4g}" if c["temperature"] else "no temperature"
                 print(
                     f"{'':<21}calibration error (ECE) {100 * c['ece_softmax']:.1f} % with the "
                     f"plain softmax, {100 * c['ece']:.1f} % with the model's ({at})"

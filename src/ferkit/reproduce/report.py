@@ -17,6 +17,8 @@ from .catalogue import (
     PAPER_TABLE_IX,
     RECIPES,
     SHIPPED,
+    TEACHER_COMMANDS,
+    TEACHERS,
     recorded_tests,
 )
 from .lever_table import lever_section
@@ -76,6 +78,8 @@ def render_report(summaries: list[dict], figures: str = f"reproduction/{FIGURES}
     lines += lever_section(by_name, figures)
     lines += ["", "Commands (training; evaluation is `ferkit evaluate --method eval1|eval2`):", ""]
     lines += [f"- {s['experiment']}: `{public_command(s['command'])}`" for s in summaries + proxies]
+    lines += ["", f"Teacher files for `distill` (under --out, `{TEACHERS}/`), made first:", ""]
+    lines += [f"- {name}: `{command}`" for name, command in TEACHER_COMMANDS.items()]
     lines += _table_ix_section(by_name.get(SHIPPED), figures)
     if summaries:
         lines += [

@@ -98,7 +98,23 @@ def train_config(exp: Experiment, budget: Budget, data: str, run: Path, quiet: b
         **{k: getattr(exp, k) for k in sorted(trained - set(OWN))},
         **{k: getattr(budget, k) for k in OWN},
     )
-    return dataclasses.replace(cfg, **dict(exp.options))
+    options = dict(exp.options)
+    if options.get("distill") is not None:
+        options["distill"] = str(_teacher_file(exp, run.parent.parent / options["distill"]))
+    return dataclasses.replace(cfg, **options)
+
+
+def _teacher_file(exp: Experiment, path: Path) -> Path:
+    """An experiment's teacher file under reproduce's --out, which must have been made first."""
+    from ..userfiles import UserPathError, path_problem
+
+    problem = path_problem(path)
+    if problem:
+        raise UserPathError(
+            f"{path}: {problem}: the teacher file of {exp.name}; make it first with "
+            "`ferkit teach` (REPRODUCTION.md gives the command)"
+        )
+    return path
 
 
 def _summary(exp: Experiment, budget: Budget, result, seconds: float, folder, cfg) -> dict:
