@@ -544,3 +544,26 @@ def test_the_long_run_is_shown_beside_its_references(tmp_path):
         (tmp_path / f"{s['experiment']}.json").write_text(json.dumps(s))
     write_summary_figures(tmp_path)
     assert (tmp_path / "figures" / LONG_RUN_FIGURE).stat().st_size > 10_000
+
+
+def test_regularisers_at_length_are_set_beside_the_run_they_change():
+    from ferkit.reproduce.catalogue import LENGTH_ARMS, LENGTH_REFERENCE
+    from ferkit.reproduce.lever_table import length_section
+
+    cpu = "2-core Intel(R) Xeon(R) Processor (x86_64, bf16), 1 threads (torch 2.13.0+cpu)"
+    ref = {
+        "experiment": LENGTH_REFERENCE,
+        "curve": [[1, 60.0, 0.5], [2, 67.2, 1.0]],
+        "machine": cpu,
+    }
+    arm = {
+        "experiment": LENGTH_ARMS[0],
+        "curve": [[1, 61.0, 0.5], [2, 68.0, 1.1], [3, 67.5, 1.5]],
+        "results": [{"split": "PublicTest", "method": "eval1", "n": 4, "accuracy": 0.75}],
+        "machine": cpu,
+    }
+    assert length_section({LENGTH_REFERENCE: ref}) == []  # no arm yet: nothing
+    text = "\n".join(length_section({LENGTH_REFERENCE: ref, arm["experiment"]: arm}))
+    row = next(line for line in text.splitlines() if line.startswith(f"| {LENGTH_ARMS[0]} |"))
+    assert "| 68.0 % at epoch 2 (1.10 h) | - | 75.0 % | Intel Xeon | +0.8 |" in row
+    assert "erasing" in row and LENGTH_ARMS[1] not in text

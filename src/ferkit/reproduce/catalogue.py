@@ -379,6 +379,10 @@ LONG_RUN_BESIDE = (
     "bkvgg12-svm-fast-e120-aug0.5",
 )
 
+#: Regularisers tried at length (one seed each), against the ramped stack of the same length.
+LENGTH_REFERENCE = "bkvgg12-svm-stack-e60-ramp"
+LENGTH_ARMS = ("bkvgg12-svm-stack-e60-ramp-erase", "bkvgg12-svm-stack-e60-ramp-distill")
+
 #: The paper's rows trained with the fast procedure (issue: Tables IV-IX with it), same tests,
 #: 25 epochs each as the fast BKVGG12 recipe; ``<name>-fast`` beside each paper-procedure row.
 FAST_SUFFIX, SEED_SUFFIX = "-fast", "-seed"

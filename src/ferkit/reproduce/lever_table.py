@@ -6,11 +6,14 @@ from __future__ import annotations
 import statistics
 
 from .catalogue import (
+    LENGTH_ARMS,
+    LENGTH_REFERENCE,
     LONG_RUN,
     LONG_RUN_BESIDE,
     PROXY_ARMS,
     PROXY_EPOCHS,
     PROXY_EXPERIMENTS,
+    experiment,
     proxy_arm,
     proxy_reference,
 )
@@ -76,6 +79,34 @@ def long_run_section(by_name: dict[str, dict], figures: str) -> list[str]:
     return lines
 
 
+def length_section(by_name: dict[str, dict]) -> list[str]:
+    """Regularisers at length beside the run they change, or nothing before one has run."""
+    ref = by_name.get(LENGTH_REFERENCE)
+    done = [by_name[name] for name in LENGTH_ARMS if by_name.get(name, {}).get("curve")]
+    if not ref or not done:
+        return []
+    ref_best = max(acc for _, acc, *_ in ref["curve"])
+    lines = [
+        "",
+        "### Regularisers at length",
+        "",
+        f"Each changes one thing of `{LENGTH_REFERENCE}` (best validation {_best(ref)}, "
+        f"{cpu_of(ref)}); one seed each, so a difference within about 2 points (twice the "
+        "stack's seed spread at proxy length, 0.9) is not told from noise.",
+        "",
+        "| recipe | change | best validation | centre | eval1 | CPU | against the reference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in done:
+        best = max(acc for _, acc, *_ in s["curve"])
+        tests = [_test(s, m) or "-" for m in ("center", "eval1")]
+        lines.append(
+            f"| {s['experiment']} | {experiment(s['experiment']).change} | {_best(s)} | "
+            f"{tests[0]} | {tests[1]} | {cpu_of(s)} | {best - ref_best:+.1f} |"
+        )
+    return lines
+
+
 def lever_section(by_name: dict[str, dict], figures: str = "figures") -> list[str]:
     """The table, or nothing before the first proxy run has a summary."""
     runs: dict[str, list[dict]] = {}
@@ -137,4 +168,5 @@ def lever_section(by_name: dict[str, dict], figures: str = "figures") -> list[st
         "|---|---|---|---|---|---|---|---|",
         *rows,
         *long_run_section(by_name, figures),
+        *length_section(by_name),
     ]
