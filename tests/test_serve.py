@@ -261,6 +261,8 @@ def test_the_page_tracks_webcam_faces_as_predict_does(server_url, browser):
 
 
 def test_benchmark_serve_small(tiny_run, capsys):
+    import torch
+
     from ferkit.cli.main import main
 
     args = ["benchmark", "serve", "--model", str(tiny_run), "--clients", "2", "--requests", "6"]
@@ -272,6 +274,10 @@ def test_benchmark_serve_small(tiny_run, capsys):
     for variant in ("one_at_a_time", "one_at_a_time_haar", "batched_onnx"):
         assert r[f"{variant}_errors"] == 0, r[f"{variant}_error_statuses"]
     assert r["speedup_onnx"] > 0 and r["speedup_over_haar"] > 0
+    # the servers before batching ran torch on all its threads, as their default was
+    threads = f"--threads {torch.get_num_threads()}"
+    assert r["options"] == "" and r["one_at_a_time_haar_options"].endswith(threads)
+    assert r["one_at_a_time_options"] == f"--workers 1 --batch-window-ms 0 {threads}"
 
 
 def test_serve_cli_needs_a_model_or_says_so(tmp_path):
@@ -279,7 +285,9 @@ def test_serve_cli_needs_a_model_or_says_so(tmp_path):
     assert r.returncode == 1 and "no such model file" in r.stderr
 
 
-def test_serve_threads_sets_the_servers_torch_threads(tiny_run, monkeypatch):
+@pytest.mark.parametrize(("option", "expected"), [(["--threads", "1"], 1), ([], 2)])
+def test_serve_threads_sets_the_servers_torch_threads(tiny_run, monkeypatch, option, expected):
+    """By default the server takes half of torch's threads (its batches share the cores)."""
     import torch
     import uvicorn
 
@@ -291,15 +299,13 @@ def test_serve_threads_sets_the_servers_torch_threads(tiny_run, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     before = torch.get_num_threads()
-    torch.set_num_threads(2)  # so that 1 is the option's doing
+    torch.set_num_threads(4)  # so that 1 is the option's doing, and 2 the default's
     try:
-        r = run_cli(
-            "serve", "--model", str(tiny_run), "--port", str(port), "--threads", "1", "--quiet"
-        )
+        r = run_cli("serve", "--model", str(tiny_run), "--port", str(port), *option, "--quiet")
     finally:
         torch.set_num_threads(before)
     assert r.returncode == 0, r.stderr
-    assert seen == [1]
+    assert seen == [expected]
 
 
 def test_errors_are_json_with_security_headers(client):

@@ -71,7 +71,7 @@ NON_NEGATIVE = number(float, min=0)
 PORT = number(int, min=1, max=65535)
 
 
-THREADS_HELP = "CPU threads for torch (default: torch's; at most 4 a CPU, 16 at least)"
+THREADS_HELP = "CPU threads for torch (default: {default}; at most 4 a CPU, 16 at least)"
 
 
 def max_threads() -> int:
@@ -93,9 +93,9 @@ def thread_count(text: str) -> int:
 thread_count.__name__ = "int"
 
 
-def add_threads_option(p: argparse.ArgumentParser) -> None:
-    """--threads, as every command that runs torch takes it."""
-    p.add_argument("--threads", type=thread_count, help=THREADS_HELP)
+def add_threads_option(p: argparse.ArgumentParser, default: str = "torch's") -> None:
+    """--threads, as every command that runs torch takes it (``default``: what none gives)."""
+    p.add_argument("--threads", type=thread_count, help=THREADS_HELP.format(default=default))
 
 
 def add_overwrite_option(p: argparse.ArgumentParser, what: str) -> None:

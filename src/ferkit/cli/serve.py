@@ -84,7 +84,11 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--cors", nargs="+", metavar="ORIGIN", help="allow these origins (CORS is off by default)"
     )
-    add_threads_option(sp)
+    add_threads_option(
+        sp,
+        default="half of torch's, at least 1: the network's batches share the cores with "
+        "the workers",
+    )
     sp.add_argument("--quiet", action="store_true", help="no access log")
 
 
@@ -93,16 +97,15 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..serve import ServeConfig, create_app
-        from ..serve.app import return_freed_memory
+        from ..serve.app import default_threads, return_freed_memory
     except ImportError:
         raise UsageError("ferkit serve needs its extra: pip install 'ferkit[serve]'") from None
     from ..predict.recognizer import Recognizer
 
     check_detector(args.detector)
-    if args.threads:
-        import torch
+    import torch
 
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or default_threads())
     rec = Recognizer(
         args.model,
         device=args.device,

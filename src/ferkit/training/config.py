@@ -282,7 +282,9 @@ class TrainConfig:
         "leave bad data rows out (reported on stderr) instead of stopping at the first",
         recorded=False,
     )
-    threads: int | None = option(None, THREADS_HELP, type=thread_count, on_resume=True)
+    threads: int | None = option(
+        None, THREADS_HELP.format(default="torch's"), type=thread_count, on_resume=True
+    )
     checkpoint_minutes: float = option(
         5.0,
         "also save checkpoint.pt inside an epoch every M minutes, so that a kill loses at most "
