@@ -147,6 +147,20 @@ FAST_BKVGG12 = Experiment(
 )
 
 
+def _length_arm(suffix: str, change: str, option: tuple[str, object]) -> Experiment:
+    """The 60-epoch ramped stack with one more train setting, tested on the cheap tests only."""
+    return dataclasses.replace(
+        FAST_BKVGG12,
+        name=f"bkvgg12-svm-stack-e60-ramp-{suffix}",
+        methods=("center", "eval1"),
+        epochs=60,
+        augment_strength=1.0,
+        base="bkvgg12-svm-stack-e60-ramp",
+        change=change,
+        options=(*STACK_LEVERS, ("augment_ramp_from", 0.5), option),
+    )
+
+
 def _fast_bkstart(suffix: str, change: str, **settings) -> Experiment:
     """A variation of the fast procedure tried on BKStart against ``bkstart-svm-fast`` and its
     seeds (25 epochs take about 2 CPU-hours there, 6 for BKVGG12). Compared on the cheap tests
@@ -339,30 +353,16 @@ RECIPES: tuple[Experiment, ...] = (
     ),
     # the 100-epoch stack peaks at epoch 59 and then overfits (training 79 %, validation 66 %):
     # two regularisers at length against the 60-epoch ramped stack, tested on the cheap tests
-    dataclasses.replace(
-        FAST_BKVGG12,
-        name="bkvgg12-svm-stack-e60-ramp-erase",
-        methods=("center", "eval1"),
-        epochs=60,
-        augment_strength=1.0,
-        base="bkvgg12-svm-stack-e60-ramp",
-        change="random erasing of half the views (one rectangle of 2-33 %, set to the mean)",
-        options=(*STACK_LEVERS, ("augment_ramp_from", 0.5), ("erase", 0.5)),
+    _length_arm(
+        "erase",
+        "random erasing of half the views (one rectangle of 2-33 %, set to the mean)",
+        ("erase", 0.5),
     ),
-    dataclasses.replace(
-        FAST_BKVGG12,
-        name="bkvgg12-svm-stack-e60-ramp-distill",
-        methods=("center", "eval1"),
-        epochs=60,
-        augment_strength=1.0,
-        base="bkvgg12-svm-stack-e60-ramp",
-        change="distilled (weight 0.5, temperature 2) from the Eval1 probabilities of the two "
-        "shipped BKVGG12 models averaged (same seed and validation faces as the student)",
-        options=(
-            *STACK_LEVERS,
-            ("augment_ramp_from", 0.5),
-            ("distill", f"{TEACHERS}/shipped-pair.npz"),
-        ),
+    _length_arm(
+        "distill",
+        "distilled (weight 0.5, temperature 2) from the Eval1 probabilities of the two shipped "
+        "BKVGG12 models averaged (same seed and validation faces as the student)",
+        ("distill", f"{TEACHERS}/shipped-pair.npz"),
     ),
 )
 
