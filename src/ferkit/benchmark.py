@@ -328,6 +328,9 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
     other errors per variant, and the batched server's speed-up, all in one run."""
     import importlib.util
 
+    import torch
+
+    all_threads = ["--threads", str(torch.get_num_threads())]
     out: dict = {"benchmark": "serve", "clients": clients, "requests": requests}
     for name, options in SERVE_VARIANTS.items():
         if "onnx" in name and importlib.util.find_spec("onnxruntime") is None:
@@ -335,9 +338,7 @@ def bench_serve(model: str | None, photo: str | None, clients: int, requests: in
         if "haar" in name and not _has_haar():
             continue
         if name in BEFORE_BATCHING:
-            import torch
-
-            options = [*options, "--threads", str(torch.get_num_threads())]
+            options = [*options, *all_threads]
         r = {
             "options": " ".join(options),
             **_drive_server(model, photo, clients, requests, options),

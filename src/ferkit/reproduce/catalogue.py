@@ -123,11 +123,12 @@ TEACHERS = "teachers"
 #: How each teacher file is made (run in a checkout; OUT = reproduce's --out): the two BKVGG12 +
 #: SVM models shipped so far (``bkvgg12-svm-stack-e100-ramp`` and, before it,
 #: ``bkvgg12-svm-fast-e120-aug0.5``; both seed 0, so they never saw the student's validation faces).
+_SHIPPED_PAIR = "shipped-pair.npz"
 TEACHER_COMMANDS: dict[str, str] = {
-    "shipped-pair.npz": "git show c159c4e:src/ferkit/weights/bkvgg12.safetensors > e100.safetensors"
+    _SHIPPED_PAIR: "git show c159c4e:src/ferkit/weights/bkvgg12.safetensors > e100.safetensors"
     " && git show c159c4e^:src/ferkit/weights/bkvgg12.safetensors > e120.safetensors"
     " && ferkit teach --model e100.safetensors e120.safetensors --method eval1"
-    " --data ../shared/datasets/fer2013/fer2013-dev.csv.gz --out OUT/teachers/shipped-pair.npz",
+    f" --data ../shared/datasets/fer2013/fer2013-dev.csv.gz --out OUT/{TEACHERS}/{_SHIPPED_PAIR}",
 }
 
 #: The fast procedure on BKVGG12 over 25 epochs (a recipe of its own, and the base of longer ones).
@@ -362,7 +363,7 @@ RECIPES: tuple[Experiment, ...] = (
         "distill",
         "distilled (weight 0.5, temperature 2) from the Eval1 probabilities of the two shipped "
         "BKVGG12 models averaged (same seed and validation faces as the student)",
-        ("distill", f"{TEACHERS}/shipped-pair.npz"),
+        ("distill", f"{TEACHERS}/{_SHIPPED_PAIR}"),
     ),
 )
 

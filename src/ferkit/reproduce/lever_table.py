@@ -44,9 +44,14 @@ def cpu_of(summary: dict) -> str:
     return name.replace("(R)", "").replace(" Processor", "").strip() or "?"
 
 
+def _best_row(summary: dict) -> list:
+    """The row of a run's curve with its best validation accuracy: (epoch, %, hours, ...)."""
+    return max(summary["curve"], key=lambda row: row[1])
+
+
 def _best(summary: dict) -> str:
     """ "64.0 % at epoch 30 (0.81 h)": a run's best validation accuracy, when and after how long."""
-    epoch, acc, hours, *_ = max(summary["curve"], key=lambda row: row[1])
+    epoch, acc, hours, *_ = _best_row(summary)
     return f"{acc:.1f} % at epoch {epoch} ({hours:.2f} h)"
 
 
@@ -85,7 +90,7 @@ def length_section(by_name: dict[str, dict]) -> list[str]:
     done = [by_name[name] for name in LENGTH_ARMS if by_name.get(name, {}).get("curve")]
     if not ref or not done:
         return []
-    ref_best = max(acc for _, acc, *_ in ref["curve"])
+    ref_best = _best_row(ref)[1]
     lines = [
         "",
         "### Regularisers at length",
@@ -98,7 +103,7 @@ def length_section(by_name: dict[str, dict]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for s in done:
-        best = max(acc for _, acc, *_ in s["curve"])
+        best = _best_row(s)[1]
         tests = [_test(s, m) or "-" for m in ("center", "eval1")]
         lines.append(
             f"| {s['experiment']} | {experiment(s['experiment']).change} | {_best(s)} | "

@@ -106,15 +106,15 @@ def train_config(exp: Experiment, budget: Budget, data: str, run: Path, quiet: b
 
 def _teacher_file(exp: Experiment, path: Path) -> Path:
     """An experiment's teacher file under reproduce's --out, which must have been made first."""
-    from ..userfiles import UserPathError, path_problem
+    from ..userfiles import UserPathError, require_file
 
-    problem = path_problem(path)
-    if problem:
+    try:
+        return require_file(path)
+    except UserPathError as e:
         raise UserPathError(
-            f"{path}: {problem}: the teacher file of {exp.name}; make it first with "
-            "`ferkit teach` (REPRODUCTION.md gives the command)"
-        )
-    return path
+            f"{e}: the teacher file of {exp.name}; make it first with `ferkit teach` "
+            "(REPRODUCTION.md gives the command)"
+        ) from None
 
 
 def _summary(exp: Experiment, budget: Budget, result, seconds: float, folder, cfg) -> dict:
