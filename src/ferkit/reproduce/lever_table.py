@@ -161,7 +161,8 @@ def lever_section(by_name: dict[str, dict], figures: str = "figures") -> list[st
         "into them (`ferkit reproduce --experiments bkvgg12-proxy-ARM-seedK --threads 1`, two",
         "side by side), and judged on the best validation accuracy (%, centre crops of the",
         "held-out 10 % of Training); no test split is looked at. Each arm is judged against",
-        "the base, or, for the stack less one lever (`stack-...`), against the stack: its gain",
+        "the base, or, for the stack with one lever taken out or changed (`stack-...`), against",
+        "the stack: its gain",
         "is beyond noise when it exceeds twice that reference's seed standard deviation"
         f" (judged once the reference has {MIN_BASE_SEEDS} seeds).",
         "Hours are training hours a run (mean over its seeds), with the CPU they ran on: "
