@@ -392,7 +392,7 @@ LONG_RUN_BESIDE = (
     "bkvgg12-svm-fast-e120-aug0.5",
 )
 
-#: Regularisers tried at length (one seed each), against the ramped stack of the same length.
+#: Single changes tried at length (regularisers, the optimiser; one seed each), against the ramped stack of the same length.
 LENGTH_REFERENCE = "bkvgg12-svm-stack-e60-ramp"
 LENGTH_ARMS = (
     "bkvgg12-svm-stack-e60-ramp-erase",

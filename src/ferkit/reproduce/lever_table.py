@@ -85,7 +85,7 @@ def long_run_section(by_name: dict[str, dict], figures: str) -> list[str]:
 
 
 def length_section(by_name: dict[str, dict]) -> list[str]:
-    """Regularisers at length beside the run they change, or nothing before one has run."""
+    """Single changes at length (regularisers, the optimiser) beside the run they change, or nothing before one has run."""
     ref = by_name.get(LENGTH_REFERENCE)
     done = [by_name[name] for name in LENGTH_ARMS if by_name.get(name, {}).get("curve")]
     if not ref or not done:
@@ -93,7 +93,7 @@ def length_section(by_name: dict[str, dict]) -> list[str]:
     ref_best = _best_row(ref)[1]
     lines = [
         "",
-        "### Regularisers at length",
+        "### One change at length",
         "",
         f"Each changes one thing of `{LENGTH_REFERENCE}` (best validation {_best(ref)}, "
         f"{cpu_of(ref)}); one seed each, so a difference within about 2 points (twice the "
