@@ -27,11 +27,19 @@ def test_the_distillation_loss_is_zero_at_the_teacher_and_pulls_towards_it():
         # each score moves towards the softened teacher: up where it says more than 1/7
         assert torch.equal(scores.grad.sign(), (1 / 7 - softened).sign())
         assert scores.grad[0, 0] < 0
+    # scaled scores: an SVM student whose scores are the teacher's over its temperature tau
+    tau = 0.36
+    hinge_scale = teacher.log() * tau
+    assert distillation_loss(hinge_scale, teacher, 2.0, scale=1 / tau).abs() < 1e-6
+    assert distillation_loss(hinge_scale, teacher, 2.0) > 0.1  # unscaled, it is pulled up
     mixed = distilled(l2_svm_loss, 0.25, 2.0)
     s, y = torch.randn(4, 7), torch.tensor([0, 1, 2, 3])
     q = torch.softmax(torch.randn(4, 7), -1)
     want = 0.75 * l2_svm_loss(s, y) + 0.25 * distillation_loss(s, q, 2.0)
     assert torch.allclose(mixed(s, y, q), want)
+    scaled = distilled(l2_svm_loss, 0.25, 2.0, scale=3.0)
+    want = 0.75 * l2_svm_loss(s, y) + 0.25 * distillation_loss(s * 3.0, q, 2.0)
+    assert torch.allclose(scaled(s, y, q), want)
 
 
 def _teacher(tiny_run, small_csv, tmp_path) -> str:

@@ -424,12 +424,21 @@ def test_a_proxy_arm_trains_with_its_levers_and_records_no_test(tmp_path):
 
     data = write_csv(tmp_path / "f.csv", {"Training": 300, "PublicTest": 3})
     exp = dataclasses.replace(experiment("bkvgg12-proxy-avg-seed1"), arch="bkstart", epochs=2)
+    # an arm's own batch size is what trains and what its summary records
+    exp = dataclasses.replace(exp, options=(*exp.options, ("batch_size", 64)))
     summaries = tmp_path / "reproduction"
     summaries.mkdir()
     s = run_experiment(exp, str(data), tmp_path / "out", summaries, Budget(epochs=1))
     assert s["results"] == [] and s["epochs_done"] == 2 and s["table"] == "proxy"
     assert json.loads((summaries / f"{exp.name}.json").read_text()) == s
-    for words in ("--mirror alternate", "--ema-start 0.5", "--ema-bn recomputed", "--seed 1"):
+    assert s["batch_size"] == 64
+    for words in (
+        "--mirror alternate",
+        "--ema-start 0.5",
+        "--ema-bn recomputed",
+        "--seed 1",
+        "--batch-size 64",
+    ):
         assert words in s["command"]
     config = ferkit.load_model(tmp_path / "out" / "runs" / exp.name).meta.config
     assert config["mirror"] == "alternate" and config["precision"] == "fp32"

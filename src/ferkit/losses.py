@@ -39,24 +39,28 @@ def get_loss(name: str):
 
 
 def distillation_loss(
-    scores: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0
+    scores: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, scale: float = 1.0
 ) -> torch.Tensor:
-    """Knowledge distillation (Hinton et al., 2015): ``T^2 KL(q_T || softmax(s / T))``, batch
+    """Knowledge distillation (Hinton et al., 2015): ``T^2 KL(q_T || softmax(S s / T))``, batch
     mean, where ``q_T`` is the teacher's probabilities ``teacher`` (N, 7) softened to
-    temperature T (their logs divided by T) and ``s`` the student's scores (an SVM model's raw
-    scores are its logits here). T^2 keeps the gradient's scale as T changes."""
+    temperature T (their logs divided by T), ``s`` the student's scores and ``S`` their scale
+    as logits. An SVM student's scores have the hinge's margin of 1 while calibrated teacher
+    probabilities are its scores over a fitted temperature (about 0.36): S = 1 / that
+    temperature lets one set of scores satisfy both terms. T^2 keeps the gradient's scale as
+    T changes."""
     target = (teacher.float().clamp_min(1e-12).log() / temperature).softmax(-1)
-    log_student = F.log_softmax(scores / temperature, dim=-1)
+    log_student = F.log_softmax(scores * scale / temperature, dim=-1)
     return temperature**2 * F.kl_div(log_student, target, reduction="batchmean")
 
 
-def distilled(loss_fn, weight: float, temperature: float):
+def distilled(loss_fn, weight: float, temperature: float, scale: float = 1.0):
     """``loss_fn`` mixed with :func:`distillation_loss`: ``(1 - weight) x loss + weight x
     distillation``, called as ``(scores, target, teacher)``."""
 
     def loss(scores: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         hard = loss_fn(scores, target)
-        return (1 - weight) * hard + weight * distillation_loss(scores, teacher, temperature)
+        soft = distillation_loss(scores, teacher, temperature, scale)
+        return (1 - weight) * hard + weight * soft
 
     return loss
 

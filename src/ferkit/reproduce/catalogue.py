@@ -534,6 +534,11 @@ PROXY_ARMS: tuple[tuple[str, str, tuple[tuple[str, object], ...]], ...] = (
                 "the average's own BatchNorm statistics",
                 (("ema_bn", "averaged"),),
             ),
+            # AdamW's peak rate was never swept: half and twice the fast procedure's 0.001
+            ("lr0.0005", "AdamW at lr 0.0005", (("lr", 0.0005),)),
+            ("lr0.002", "AdamW at lr 0.002", (("lr", 0.002),)),
+            # twice the steps an epoch at the same rate: the speed records' smaller batches
+            ("b128", "batches of 128 faces, not the paper's 256", (("batch_size", 128),)),
         )
     ),
 )

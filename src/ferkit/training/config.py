@@ -270,6 +270,14 @@ class TrainConfig:
         type=number(float, above=0, max=100),
         metavar="T",
     )
+    distill_score_scale: float = option(
+        1.0,
+        "--distill: the student's scores times S are its logits in the distillation term "
+        "(an SVM student's scores keep the hinge's margin; calibrated teachers' probabilities "
+        "are scores over a fitted temperature tau: S = 1 / tau matches both)",
+        type=number(float, above=0, max=100),
+        metavar="S",
+    )
     patience: int = option(
         5, "plateau: epochs without a training-loss improvement before lr/10", type=COUNT
     )
@@ -391,7 +399,14 @@ _NEEDS: dict[str, tuple[str, Callable[[TrainConfig], bool]]] = {
     },
     **{name: ("--norm-layers bn", _normed) for name in ("bn_scale", "bn_bias_lr", "bn_momentum")},
     **{name: ("--ema", _averaged) for name in ("ema_start", "ema_bn")},
-    **{name: ("--distill", _distilled) for name in ("distill_weight", "distill_temperature")},
+    **{
+        name: ("--distill", _distilled)
+        for name in (
+            "distill_weight",
+            "distill_temperature",
+            "distill_score_scale",
+        )
+    },
 }
 #: The same for combinations recorded runs and recipes already hold (``reproduce`` trains every
 #: AdamW recipe with ``--nesterov``): a new run is warned, and ``--resume`` keeps working.

@@ -57,7 +57,9 @@ class Epochs:
         self.loss_fn = get_loss(cfg.loss)  # what validation measures
         #: what training minimises: the loss, mixed with the teacher's where --distill
         self.train_loss = (
-            distilled(self.loss_fn, cfg.distill_weight, cfg.distill_temperature)
+            distilled(
+                self.loss_fn, cfg.distill_weight, cfg.distill_temperature, cfg.distill_score_scale
+            )
             if data.t_train is not None
             else self.loss_fn
         )
