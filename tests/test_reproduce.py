@@ -546,7 +546,12 @@ def test_the_long_run_is_shown_beside_its_references(tmp_path):
     }
     text = "\n".join(long_run_section({LONG_RUN: long, paper: ref}, "figs"))
     assert "best validation 62.5 % at epoch 2 (0.20 h)" in text and "; eval2 71.4 %" in text
-    assert f"`{paper}`: 60.0 % at epoch 2 (1.00 h), eval2 64.2 %" in text
+    assert "passes 60 % at epoch 2;" in text  # the speed target's epoch: the first at >= 60
+    assert f"`{paper}`: 60.0 % at epoch 2 (1.00 h), passes 60 % at epoch 2, eval2 64.2 %" in text
+    slow = {**ref, "curve": [[1, 40.0, 0.5, 30.0], [2, 59.9, 1.0, 50.0]]}
+    assert "59.9 % at epoch 2 (1.00 h), never passes 60 %" in "\n".join(
+        long_run_section({LONG_RUN: long, paper: slow}, "figs")
+    )
     assert f"(figs/{LONG_RUN_FIGURE})" in text
     assert long_run_section({paper: ref}, "figs") == []  # before the long run: nothing
     for s in (long, ref):
@@ -574,5 +579,6 @@ def test_regularisers_at_length_are_set_beside_the_run_they_change():
     assert length_section({LENGTH_REFERENCE: ref}) == []  # no arm yet: nothing
     text = "\n".join(length_section({LENGTH_REFERENCE: ref, arm["experiment"]: arm}))
     row = next(line for line in text.splitlines() if line.startswith(f"| {LENGTH_ARMS[0]} |"))
-    assert "| 68.0 % at epoch 2 (1.10 h) | - | 75.0 % | Intel Xeon | +0.8 |" in row
+    assert "| 68.0 % at epoch 2 (1.10 h) | 1 | - | 75.0 % | Intel Xeon | +0.8 |" in row
+    assert "67.2 % at epoch 2 (1.00 h), passes 60 % at epoch 1, Intel Xeon" in text
     assert "erasing" in row and LENGTH_ARMS[1] not in text
