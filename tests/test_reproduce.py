@@ -568,6 +568,7 @@ def test_regularisers_at_length_are_set_beside_the_run_they_change():
     ref = {
         "experiment": LENGTH_REFERENCE,
         "curve": [[1, 60.0, 0.5], [2, 67.2, 1.0]],
+        "results": [{"split": "PublicTest", "method": "eval2", "n": 8, "accuracy": 0.625}],
         "machine": cpu,
     }
     arm = {
@@ -579,6 +580,6 @@ def test_regularisers_at_length_are_set_beside_the_run_they_change():
     assert length_section({LENGTH_REFERENCE: ref}) == []  # no arm yet: nothing
     text = "\n".join(length_section({LENGTH_REFERENCE: ref, arm["experiment"]: arm}))
     row = next(line for line in text.splitlines() if line.startswith(f"| {LENGTH_ARMS[0]} |"))
-    assert "| 68.0 % at epoch 2 (1.10 h) | 1 | - | 75.0 % | Intel Xeon | +0.8 |" in row
-    assert "67.2 % at epoch 2 (1.00 h), passes 60 % at epoch 1, Intel Xeon" in text
+    assert "| 68.0 % at epoch 2 (1.10 h) | 1 | - | 75.0 % | - | Intel Xeon | +0.8 |" in row
+    assert "67.2 % at epoch 2 (1.00 h), passes 60 % at epoch 1, eval2 62.5 %, Intel Xeon" in text
     assert "erasing" in row and LENGTH_ARMS[1] not in text
