@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 
 from .catalogue import (
+    ALL_METHODS,
     LENGTH_ARMS,
     LENGTH_REFERENCE,
     LONG_RUN,
@@ -27,8 +28,6 @@ EARLY_EPOCH = 5
 #: The validation accuracy (%) whose first epoch the long runs show: the lever study's speed
 #: target is to pass it by epoch 8 (the paper's procedure: about 70).
 EARLY_TARGET = 60.0
-#: The PublicTest figures the long runs show, cheapest first.
-ALL_TESTS = ("center", "eval1", "eval2")
 #: Base seeds needed before a spread judges anything (two runs that agree say little).
 MIN_BASE_SEEDS = 3
 
@@ -94,7 +93,7 @@ def long_run_section(by_name: dict[str, dict], figures: str) -> list[str]:
         f"### The long run: the stack over {long['epochs_done']} epochs",
         "",
         f"`{LONG_RUN}`: best validation {_best(long)} on {long.get('machine', '?')}; "
-        f"{_passes(long)}{_tests(long, ALL_TESTS, '; ')}.",
+        f"{_passes(long)}{_tests(long, ALL_METHODS, '; ')}.",
     ]
     for name in LONG_RUN_BESIDE:
         if (ref := by_name.get(name)) and ref.get("curve"):
@@ -118,7 +117,7 @@ def length_section(by_name: dict[str, dict]) -> list[str]:
         "### One change at length",
         "",
         f"Each changes one thing of `{LENGTH_REFERENCE}` (best validation {_best(ref)}, "
-        f"{_passes(ref)}{_tests(ref, ALL_TESTS)}, {cpu_of(ref)}); one seed each, so a "
+        f"{_passes(ref)}{_tests(ref, ALL_METHODS)}, {cpu_of(ref)}); one seed each, so a "
         "difference within about 2 points (twice the stack's seed spread at proxy length, 0.9) "
         "is not told from noise.",
         "",
@@ -128,7 +127,7 @@ def length_section(by_name: dict[str, dict]) -> list[str]:
     ]
     for s in done:
         best = _best_row(s)[1]
-        tests = " | ".join(_test(s, m) or "-" for m in ALL_TESTS)
+        tests = " | ".join(_test(s, m) or "-" for m in ALL_METHODS)
         lines.append(
             f"| {s['experiment']} | {experiment(s['experiment']).change} | {_best(s)} | "
             f"{_first_epoch(s) or '-'} | {tests} | {cpu_of(s)} | {best - ref_best:+.1f} |"

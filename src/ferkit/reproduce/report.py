@@ -11,6 +11,7 @@ from ..atomic import atomic_write
 from ..labels import LABELS
 from ..userfiles import public_command
 from .catalogue import (
+    ALL_METHODS,
     EXPERIMENTS,
     FAST_EXPERIMENTS,
     PAPER_PARAMS,
@@ -158,10 +159,9 @@ def _table_ix_section(shipped: dict | None, figures: str) -> list[str]:
 
 def _all_tests_section(summaries: list[dict]) -> list[str]:
     """Every measured model on every test it was scored with: what the extra views buy."""
-    tests = ("center", "eval1", "eval2")
     rows = [
         f"| {s['experiment']} | {s['epochs_done']} | "
-        + " | ".join(_fmt(accuracy(s, "PublicTest", m)) for m in tests)
+        + " | ".join(_fmt(accuracy(s, "PublicTest", m)) for m in ALL_METHODS)
         + " |"
         for s in summaries
         if s.get("results")
